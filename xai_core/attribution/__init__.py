@@ -1,0 +1,1 @@
+"""Attribution methods: image methods in `image`, tabular ones in `tabular` and `shapley`."""
