@@ -1,0 +1,123 @@
+"""How well a model does on the data it was given: accuracy and confusion matrix, or R², plus its summary."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from xai_core.datasets import ImageSet, TableSet, images_to_tensor
+from xai_core.model import LoadedModel
+
+
+@dataclass
+class Evaluation:
+    """Predictions on a dataset and, when labels exist, their quality (with a 95% bootstrap interval)."""
+
+    task: str
+    n_rows: int
+    predictions: np.ndarray  # class index or predicted value per row
+    probabilities: np.ndarray  # (n, n_classes) for classifiers, (n, 1) for regression
+    labels: np.ndarray | None
+    score: float | None = None  # accuracy or R²
+    score_name: str = ""
+    score_interval: tuple[float, float] | None = None
+    confusion: np.ndarray | None = None  # rows = true class, columns = predicted
+    class_names: tuple[str, ...] = ()
+    extra: dict = field(default_factory=dict)
+
+
+def model_inputs(model: LoadedModel, data: ImageSet | TableSet) -> torch.Tensor:
+    """The tensor a model takes for this dataset."""
+    if isinstance(data, ImageSet):
+        return images_to_tensor(data.images, model.info)
+    return data.to_tensor()
+
+
+def evaluate(model: LoadedModel, data: ImageSet | TableSet, n_bootstrap: int = 1000, seed: int = 0) -> Evaluation:
+    """Run the model over the data; score it against the labels when there are labels."""
+    proba = model.predict_proba(model_inputs(model, data))
+    labels = data.labels if isinstance(data, ImageSet) else (None if data.y is None else data.y.to_numpy())
+    info = model.info
+    rng = np.random.default_rng(seed)
+    if info.task == "classification":
+        pred = proba.argmax(axis=1)
+        result = Evaluation("classification", len(pred), pred, proba, labels, class_names=info.class_names)
+        if labels is not None:
+            correct = (pred == labels).astype(float)
+            result.score, result.score_name = float(correct.mean()), "accuracy"
+            boots = [correct[rng.integers(0, len(correct), len(correct))].mean() for _ in range(n_bootstrap)]
+            result.score_interval = (float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5)))
+            k = len(info.class_names)
+            result.confusion = np.bincount(labels * k + pred, minlength=k * k).reshape(k, k)
+        return result
+    pred = proba[:, 0]
+    result = Evaluation("regression", len(pred), pred, proba, labels)
+    if labels is not None:
+        result.score, result.score_name = r2_score(labels, pred), "R²"
+        idx = [rng.integers(0, len(pred), len(pred)) for _ in range(n_bootstrap)]
+        boots = [r2_score(labels[i], pred[i]) for i in idx]
+        result.score_interval = (float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5)))
+        result.extra["mae"] = float(np.abs(labels - pred).mean())
+    return result
+
+
+def r2_score(y: np.ndarray, pred: np.ndarray) -> float:
+    total = float(((y - y.mean()) ** 2).sum())
+    return float("nan") if total == 0 else 1.0 - float(((y - pred) ** 2).sum()) / total
+
+
+@dataclass
+class ModelSummary:
+    """Architecture table (one row per submodule: name, type, parameters, output shape) and totals."""
+
+    layers: pd.DataFrame
+    n_parameters: int
+    size_bytes: int
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+
+
+def summarize(model: LoadedModel) -> ModelSummary:
+    """Layer table from one forward pass with hooks on a private copy (the shared module is never hooked)."""
+    shapes: dict[str, tuple] = {}
+    work = copy.deepcopy(model.module)
+    handles = []
+
+    def record(name):
+        def hook(_module, _inputs, output):
+            if isinstance(output, torch.Tensor):
+                shapes[name] = tuple(output.shape[1:])
+        return hook
+
+    try:
+        for name, module in work.named_modules():
+            handles.append(module.register_forward_hook(record(name)))
+        with torch.no_grad():
+            out = work(torch.zeros((1, *model.info.input_shape)))
+    except Exception:  # TorchScript submodules may not accept hooks; the table then lacks shapes
+        out = model.forward_batched(torch.zeros((1, *model.info.input_shape)))
+    finally:
+        for handle in handles:
+            handle.remove()
+    rows = []
+    for name, module in model.module.named_modules():
+        own = sum(p.numel() for p in module.parameters(recurse=False))
+        rows.append({
+            "layer": name or "(model)",
+            "type": model.layer_types.get(name, type(module).__name__),
+            "depth": 0 if not name else name.count(".") + 1,
+            "parameters": sum(p.numel() for p in module.parameters()),
+            "own parameters": own,
+            "output shape": "×".join(map(str, shapes[name])) if name in shapes else "",
+        })
+    return ModelSummary(
+        layers=pd.DataFrame(rows),
+        n_parameters=model.n_parameters,
+        size_bytes=model.size_bytes,
+        input_shape=model.info.input_shape,
+        output_shape=tuple(out.shape[1:]),
+    )

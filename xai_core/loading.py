@@ -1,0 +1,530 @@
+"""Every model format in, one `LoadedModel` out. Nothing uploaded is ever executed.
+
+Formats, by what the bytes are (not the file name):
+1. torch.export programs (`.pt2`): the recommended format. The archive is checked before it is
+   deserialized (torch's own loader would unpickle, `eval` shape expressions and `exec` guard
+   code from the file), then unflattened so that layers are reachable for Grad-CAM.
+2. A state_dict (`.pt`/`.pth` read with `weights_only=True`, or `.safetensors`) plus a torchvision
+   architecture name; the number of classes is read from the weights.
+3. TorchScript (`.pt`): runs, but hides its layers from hooks, so layer methods need format 1 or 2.
+4. A fully pickled `nn.Module`: refused, unless the operator started the server with
+   `XAI_ALLOW_PICKLE=1` (never settable from a page).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import pickle
+import re
+import struct
+import threading
+import warnings
+import zipfile
+from typing import Any
+
+import torch
+from torch import nn
+
+from xai_core.errors import XaiError
+from xai_core.model import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelInfo, class_names_or_default
+
+log = logging.getLogger(__name__)
+
+MAX_MODEL_BYTES = 1024**3
+MAX_ARCHIVE_UNCOMPRESSED_BYTES = 4 * 1024**3
+
+EXPORT_HOWTO = (
+    "Export it instead: `ep = torch.export.export(model.eval(), (example_input,)); "
+    "torch.export.save(ep, 'model.pt2')`, or save `model.state_dict()` with `torch.save` and pick the "
+    "torchvision architecture on this page."
+)
+
+# Graph targets a vetted .pt2 may call: tensor operators and plain arithmetic, nothing that reaches Python.
+_SAFE_TARGET_PREFIXES = ("torch.ops.aten.", "torch.ops.prims.", "_operator.", "math.")
+_SAFE_TARGETS = {"torch.sym_int", "torch.sym_float", "torch.sym_max", "torch.sym_min", "torch.sym_not",
+                 "torch.sym_ite", "torch.sym_sqrt", "torch._sym_sqrt"}
+_SAFE_EXPR_NAMES = {
+    "Symbol", "Integer", "Rational", "Float", "Add", "Mul", "Pow", "Max", "Min", "Abs", "Eq", "Ne", "Lt",
+    "Le", "Gt", "Ge", "And", "Or", "Not", "True", "False", "positive", "integer", "real", "nonnegative",
+    "finite", "oo", "zoo", "nan", "floor", "ceiling", "FloorDiv", "ModularIndexing", "Where", "PythonMod",
+    "Mod", "CleanDiv", "CeilToInt", "FloorToInt", "CeilDiv", "LShift", "RShift", "IsNonOverlappingAndDenseIndicator",
+    "TruncToFloat", "TruncToInt", "RoundToInt", "RoundDecimal", "ToFloat", "FloatPow", "PowByNatural",
+    "IntTrueDiv", "FloatTrueDiv", "OpaqueUnaryFn_sqrt", "BitwiseFn_bitwise_and", "BitwiseFn_bitwise_or",
+    "Identity", "sqrt",
+}
+_SYMBOL_NAME = re.compile(r"^[a-z]{1,3}\d+$")
+_export_load_lock = threading.Lock()
+
+
+# ---------------------------------------------------------------------------------------- public API
+
+
+def load_model(
+    data: bytes,
+    filename: str = "model",
+    sidecar: bytes | str | dict | None = None,
+    overrides: dict | None = None,
+    allow_pickle: bool = False,
+) -> LoadedModel:
+    """Load model bytes of any supported format; metadata = inferred < sidecar JSON < overrides.
+
+    `overrides` are the page's form fields (same keys as `ModelInfo`). Raises `XaiError` with a message
+    saying what is wrong and what to do for anything a user can cause.
+    """
+    if not data:
+        raise XaiError(f"'{filename}' is empty (0 bytes). Upload the model file again.")
+    if len(data) > MAX_MODEL_BYTES:
+        raise XaiError(f"'{filename}' is {len(data) / 1024**2:.0f} MiB; the limit is {MAX_MODEL_BYTES // 1024**2} MiB.")
+    declared = _parse_sidecar(sidecar)
+    if overrides:
+        declared.update({k: v for k, v in overrides.items() if v not in (None, "", (), [])})
+    kind = sniff_model_format(data)
+    notes: list[str] = []
+    if kind == "export":
+        module, inferred = _load_export(data)
+        fmt = "export"
+    elif kind == "torchscript":
+        module, inferred = _load_torchscript(data)
+        fmt = "torchscript"
+        notes.append(
+            "TorchScript hides its layers from hooks: Grad-CAM and other layer methods are unavailable. "
+            "Gradient and perturbation methods work. For layer methods, upload a torch.export `.pt2` "
+            "or a state_dict with its torchvision architecture."
+        )
+    elif kind in ("torch_save", "safetensors"):
+        module, inferred, fmt = _load_saved_object(data, kind, declared.get("architecture"), allow_pickle, notes)
+    else:
+        raise XaiError(
+            f"'{filename}' is not a model file this dashboard reads (expected a torch.export `.pt2`, a "
+            "state_dict `.pt`/`.pth`/`.safetensors`, or TorchScript `.pt`)."
+        )
+    module.eval()
+    layer_types = inferred.pop("layer_types", None) or {
+        name: type(m).__name__ for name, m in module.named_modules()
+    }
+    info = _settle_info(module, inferred, declared, filename)
+    digest = hashlib.sha256(data)
+    digest.update(info.to_json().encode())
+    return LoadedModel(module=module, info=info, format=fmt, sha256=digest.hexdigest(),
+                       size_bytes=len(data), notes=notes, layer_types=layer_types)
+
+
+def load_model_file(path, sidecar_path=None, **kwargs) -> LoadedModel:
+    """`load_model` from paths; the sidecar defaults to the model's path with `.json`."""
+    from pathlib import Path
+
+    path = Path(path)
+    sidecar_path = Path(sidecar_path) if sidecar_path else path.with_suffix(".json")
+    sidecar = sidecar_path.read_bytes() if sidecar_path.exists() else None
+    return load_model(path.read_bytes(), path.name, sidecar=sidecar, **kwargs)
+
+
+def sniff_model_format(data: bytes) -> str:
+    """'export', 'torchscript', 'torch_save', 'safetensors' or 'unknown', from the bytes themselves."""
+    if data[:4] == b"PK\x03\x04":
+        try:
+            names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+        except zipfile.BadZipFile:
+            return "unknown"
+        if any(n.endswith("models/model.json") or n.endswith("/archive_format") for n in names):
+            return "export"
+        if any("/code/" in n or n.startswith("code/") for n in names) and any(n.endswith("constants.pkl") for n in names):
+            return "torchscript"
+        if any(n.endswith("data.pkl") for n in names):
+            return "torch_save"
+        return "unknown"
+    if data[:1] == b"\x80":  # legacy (non-zip) torch.save / pickle
+        return "torch_save"
+    if len(data) > 10:
+        (header_len,) = struct.unpack("<Q", data[:8])
+        if 0 < header_len < len(data) and data[8:9] == b"{":
+            return "safetensors"
+    return "unknown"
+
+
+def torchvision_architectures() -> list[str]:
+    """Names of torchvision's image-classification architectures, for the page's selector."""
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+# ---------------------------------------------------------------------------------------- metadata
+
+
+def _parse_sidecar(sidecar) -> dict:
+    if sidecar is None:
+        return {}
+    if isinstance(sidecar, dict):
+        data = sidecar
+    else:
+        try:
+            data = json.loads(sidecar)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise XaiError(f"The metadata sidecar is not valid JSON ({exc}). Fix it or leave it out.") from None
+    ModelInfo.from_dict(data)  # validates field names and types
+    return dict(data)
+
+
+def _settle_info(module: nn.Module, inferred: dict, declared: dict, filename: str) -> ModelInfo:
+    """Merge inferred and declared metadata, then check it against one real forward pass."""
+    values: dict[str, Any] = {"name": filename.rsplit(".", 1)[0]}
+    values.update(inferred)
+    values.update(declared)
+    info = ModelInfo.from_dict(values)
+    if info.input_kind == "image" and len(info.input_shape) != 3:
+        raise XaiError(f"An image model takes (channels, height, width); this one's input shape is {list(info.input_shape)}. "
+                       "Set 'input_kind' to 'tabular' or fix 'input_shape'.")
+    if info.input_kind == "tabular" and len(info.input_shape) != 1:
+        raise XaiError(f"A tabular model takes (n_features,); this one's input shape is {list(info.input_shape)}.")
+    if info.input_kind == "image" and len(info.mean) != info.channels:
+        if info.channels == 1 and "mean" not in declared:
+            info = info.updated(mean=(0.5,), std=(0.5,))
+        else:
+            raise XaiError(f"Normalisation has {len(info.mean)} mean values for {info.channels} channels; give one per channel.")
+    try:
+        with torch.no_grad():
+            out = module(torch.zeros((2, *info.input_shape)))
+    except Exception as exc:  # the model is the user's: any failure here means it does not fit
+        raise XaiError(
+            f"The model failed on an input of shape {[2, *info.input_shape]}: {_short(exc)}. "
+            "Check the input shape (e.g. in a metadata sidecar)."
+        ) from None
+    if not isinstance(out, torch.Tensor):
+        raise XaiError("The model must return one tensor of logits or predictions; it returned "
+                       f"{type(out).__name__}.")
+    n_out = int(out.reshape(2, -1).shape[1])
+    task = info.task
+    if "task" not in declared and n_out == 1:
+        task = "regression"
+    if task == "classification":
+        if n_out < 2:
+            raise XaiError("A classifier must return one logit per class (at least 2); this model returns 1 value. "
+                           "Set task to 'regression', or export the model with two outputs.")
+        if info.class_names and len(info.class_names) != n_out:
+            raise XaiError(f"The model returns {n_out} class scores but {len(info.class_names)} class names were given "
+                           f"({list(info.class_names)[:6]}…). Give exactly {n_out} names.")
+        info = info.updated(task=task, class_names=class_names_or_default(info.class_names, n_out))
+    else:
+        if n_out != 1:
+            raise XaiError(f"A regression model must return one value per row; this one returns {n_out}.")
+        info = info.updated(task=task, class_names=(), target_name=info.target_name or "prediction")
+    if info.input_kind == "tabular":
+        n = info.input_shape[0]
+        if info.feature_names and len(info.feature_names) != n:
+            raise XaiError(f"The model takes {n} features but {len(info.feature_names)} feature names were given.")
+        if not info.feature_names:
+            info = info.updated(feature_names=tuple(f"x{i}" for i in range(n)))
+    return info
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+# ---------------------------------------------------------------------------------------- torch.export
+
+
+def _load_export(data: bytes) -> tuple[nn.Module, dict]:
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    _check_export_archive(archive)
+    with _export_load_lock, _weights_only_unpickling():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                program = torch.export.load(io.BytesIO(data))
+        except XaiError:
+            raise
+        except Exception as exc:
+            raise XaiError(f"This .pt2 file could not be read as a torch.export program: {_short(exc)}. "
+                           "Save it with `torch.export.save` from the same PyTorch version range.") from None
+    inputs = [s for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
+    if len(inputs) != 1:
+        raise XaiError(f"This exported model takes {len(inputs)} inputs; the dashboard explains models with exactly "
+                       "one input tensor (an image batch or a table batch). Export a wrapper that takes one tensor.")
+    placeholder = next(n for n in program.graph.nodes if n.op == "placeholder" and n.name == inputs[0].arg.name)
+    shape = placeholder.meta["val"].shape
+    inferred: dict[str, Any] = {}
+    static = [int(d) if isinstance(d, int) or str(d).isdigit() else None for d in shape[1:]]
+    if None not in static:
+        inferred["input_shape"] = tuple(static)
+        inferred["input_kind"] = "image" if len(static) == 3 else "tabular"
+        if len(static) == 3 and static[0] == 1:
+            inferred["mean"], inferred["std"] = (0.5,), (0.5,)
+    inferred["layer_types"] = _export_layer_types(program)
+    module = torch.export.unflatten(program)
+    _drop_fake_tensor_meta(module)
+    return module, inferred
+
+
+def _export_layer_types(program) -> dict[str, str]:
+    """Original class name of every submodule (unflattening turns them all into InterpreterModule)."""
+    types: dict[str, str] = {}
+    for node in program.graph.nodes:
+        for path, type_name in (node.meta.get("nn_module_stack") or {}).values():
+            if isinstance(type_name, type):
+                type_name = type_name.__name__
+            types[path] = str(type_name).rsplit(".", 1)[-1]
+    return types
+
+
+def _drop_fake_tensor_meta(module: nn.Module) -> None:
+    """Fake tensors left in node meta make `copy.deepcopy` fail; explanations copy the module, so drop them."""
+    for submodule in module.modules():
+        graph = getattr(submodule, "graph", None)
+        if isinstance(graph, torch.fx.Graph):
+            for node in graph.nodes:
+                node.meta = {k: v for k, v in node.meta.items() if k in ("nn_module_stack", "stack_trace")}
+
+
+def _check_export_archive(archive: zipfile.ZipFile) -> None:
+    """Refuse a .pt2 that would make torch's loader run anything: compiled code, pickled objects, code strings."""
+    infos = archive.infolist()
+    if sum(i.file_size for i in infos) > MAX_ARCHIVE_UNCOMPRESSED_BYTES:
+        raise XaiError("This .pt2 archive unpacks to more than 4 GiB; refused.")
+    for info in infos:
+        name = info.filename
+        if name.endswith((".so", ".cpp", ".o", ".dll", ".dylib")) or "aotinductor" in name:
+            raise XaiError(f"This .pt2 archive contains compiled code ({name}); the dashboard never runs uploaded "
+                           "binaries. Save the program with plain `torch.export.save`.")
+        if "/constants/" in name and ("custom_obj" in name or "opaque_obj" in name):
+            raise XaiError(f"This .pt2 archive contains a pickled Python object ({name}); refused. {EXPORT_HOWTO}")
+    model_jsons = [i.filename for i in infos if i.filename.endswith("models/model.json")]
+    if not model_jsons:
+        raise XaiError("This .pt2 archive has no `models/model.json`: it is not a torch.export program saved by "
+                       "PyTorch ≥ 2.6. Re-export it with `torch.export.save`.")
+    for name in model_jsons:
+        try:
+            program = json.loads(archive.read(name))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise XaiError(f"{name} inside the .pt2 archive is not valid JSON; the file is damaged.") from None
+        if program.get("guards_code"):
+            raise XaiError("This .pt2 program carries Python guard code, which the dashboard will not run. Export "
+                           "with static shapes or simple dynamic dimensions (torch.export.Dim) only.")
+        bad_targets, bad_exprs = set(), set()
+        for key, value in _walk_json(program):
+            if key == "target" and isinstance(value, str):
+                if not (value.startswith(_SAFE_TARGET_PREFIXES) or value in _SAFE_TARGETS):
+                    bad_targets.add(value)
+            elif key == "expr_str" and isinstance(value, str) and not _is_safe_expr(value):
+                bad_exprs.add(value[:80])
+        for expr in (program.get("range_constraints") or {}):
+            if not _is_safe_expr(expr):
+                bad_exprs.add(expr[:80])
+        if bad_targets:
+            raise XaiError(f"This .pt2 program calls functions other than tensor operators ({sorted(bad_targets)[:5]}); "
+                           "refused, since the dashboard never runs uploaded code.")
+        if bad_exprs:
+            raise XaiError(f"This .pt2 program has shape expressions that are not plain arithmetic ({sorted(bad_exprs)[:3]}); refused.")
+
+
+def _walk_json(obj, key=None):
+    stack = [(key, obj)]
+    while stack:
+        key, obj = stack.pop()
+        if isinstance(obj, dict):
+            stack.extend(obj.items())
+        elif isinstance(obj, list):
+            stack.extend((key, v) for v in obj)
+        else:
+            yield key, obj
+
+
+def _is_safe_expr(expr: str) -> bool:
+    """A sympy expression string made only of known functions, symbol names and arithmetic."""
+    if "__" in expr or "lambda" in expr:
+        return False
+    stripped = re.sub(r"'([A-Za-z0-9_]+)'", lambda m: "SYM" if _SYMBOL_NAME.match(m.group(1)) else "'BAD'", expr)
+    if "'" in stripped or '"' in stripped:
+        return False
+    if re.search(r"[^A-Za-z0-9_ +\-*/(),=<>!%&|~.]", stripped):
+        return False
+    if re.search(r"[A-Za-z_]\w*\s*\.", stripped) or re.search(r"\.\s*[A-Za-z_]", stripped):
+        return False  # attribute access; only decimal points may use '.'
+    for name in re.findall(r"[A-Za-z_]\w*", stripped):
+        if name != "SYM" and name not in _SAFE_EXPR_NAMES and not _SYMBOL_NAME.match(name):
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def _weights_only_unpickling():
+    """While torch.export.load runs, every torch.load is weights_only and raw pickle is refused."""
+    from torch.export.pt2_archive import _package
+
+    original_load = torch.load
+    original_pickle = _package.pickle
+    original_pickle_load_obj = torch._C._pickle_load_obj
+
+    def strict_load(*args, **kwargs):
+        kwargs["weights_only"] = True
+        return original_load(*args, **kwargs)
+
+    def refuse(*_args, **_kwargs):
+        raise XaiError(f"This .pt2 archive contains a pickled Python object; refused. {EXPORT_HOWTO}")
+
+    class _NoPickle:
+        loads = staticmethod(refuse)
+        load = staticmethod(refuse)
+        UnpicklingError = pickle.UnpicklingError
+
+    torch.load = strict_load
+    _package.pickle = _NoPickle
+    torch._C._pickle_load_obj = refuse
+    try:
+        yield
+    finally:
+        torch.load = original_load
+        _package.pickle = original_pickle
+        torch._C._pickle_load_obj = original_pickle_load_obj
+
+
+# ---------------------------------------------------------------------------------------- TorchScript
+
+
+def _load_torchscript(data: bytes) -> tuple[nn.Module, dict]:
+    try:
+        module = torch.jit.load(io.BytesIO(data), map_location="cpu")
+    except Exception as exc:
+        raise XaiError(f"This TorchScript file could not be loaded: {_short(exc)}.") from None
+    return module, {}
+
+
+# ---------------------------------------------------------------------------------------- state_dict
+
+
+def _load_saved_object(data: bytes, kind: str, architecture: str | None, allow_pickle: bool, notes: list[str]):
+    if kind == "safetensors":
+        from safetensors.torch import load as load_safetensors
+
+        try:
+            obj = load_safetensors(data)
+        except Exception as exc:
+            raise XaiError(f"This .safetensors file could not be read: {_short(exc)}.") from None
+    else:
+        try:
+            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            if "Weights only load failed" not in str(exc) and "weights_only" not in str(exc):
+                raise XaiError(f"This file could not be read as a PyTorch save file: {_short(exc)}.") from None
+            if not allow_pickle:
+                raise XaiError(
+                    "This file is a pickled Python object (for example a whole `nn.Module` saved with "
+                    "`torch.save(model)`). Unpickling it could run arbitrary code, so the dashboard refuses it. "
+                    + EXPORT_HOWTO
+                ) from None
+            return _load_trusted_pickle(data, notes)
+        except Exception as exc:
+            raise XaiError(f"This file could not be read as a PyTorch save file: {_short(exc)}.") from None
+    state_dict = _extract_state_dict(obj)
+    module, inferred = _build_torchvision(state_dict, architecture)
+    return module, inferred, "state_dict"
+
+
+def _load_trusted_pickle(data: bytes, notes: list[str]):
+    log.warning("Unpickling a full model because the operator set XAI_ALLOW_PICKLE=1")
+    obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+    if not isinstance(obj, nn.Module):
+        raise XaiError(f"The pickled file holds a {type(obj).__name__}, not an nn.Module.")
+    notes.append("Loaded from a full pickle because the operator allowed it (XAI_ALLOW_PICKLE=1).")
+    return obj, {}, "pickle"
+
+
+def _extract_state_dict(obj) -> dict[str, torch.Tensor]:
+    """A state_dict, possibly inside a training checkpoint, with any DataParallel 'module.' prefix removed."""
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model", "net", "weights"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise XaiError("This file holds no state_dict (a mapping of parameter names to tensors). Save "
+                       "`model.state_dict()` with `torch.save`, or export the model to `.pt2`.")
+    if all(k.startswith("module.") for k in obj):
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return obj
+
+
+def _final_linear_name(model: nn.Module) -> str | None:
+    names = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    return names[-1] if names else None
+
+
+def _architecture_skeleton(name: str, num_classes: int | None = None) -> nn.Module:
+    import torchvision
+
+    kwargs = {"weights": None}
+    if num_classes:
+        kwargs["num_classes"] = num_classes
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torchvision.models.get_model(name, **kwargs)
+
+
+def _build_torchvision(state_dict: dict[str, torch.Tensor], architecture: str | None):
+    import torchvision
+
+    if not architecture:
+        architecture = _guess_architecture(state_dict)
+    if architecture not in torchvision_architectures():
+        raise XaiError(f"'{architecture}' is not a torchvision classification architecture. Pick one of: "
+                       f"{', '.join(torchvision_architectures()[:12])}, …")
+    skeleton = _architecture_skeleton(architecture)
+    head = _final_linear_name(skeleton)
+    num_classes = None
+    if head and f"{head}.weight" in state_dict:
+        num_classes = int(state_dict[f"{head}.weight"].shape[0])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = torchvision.models.get_model(architecture, weights=None, **({"num_classes": num_classes} if num_classes else {}))
+    except Exception as exc:
+        raise XaiError(f"Could not build {architecture}: {_short(exc)}.") from None
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    wrong = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+             if k in state_dict and state_dict[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        guess = _guess_architecture(state_dict, raise_if_none=False)
+        hint = f" The weights look like '{guess}'." if guess and guess != architecture else ""
+        raise XaiError(
+            f"These weights do not fit {architecture}: {len(missing)} missing keys (e.g. {missing[:3]}), "
+            f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]}), {len(wrong)} shape mismatches "
+            f"(e.g. {wrong[:2]}).{hint} Pick the architecture the weights were trained with."
+        )
+    model.load_state_dict(state_dict, strict=True)
+    inferred = {"architecture": architecture, "input_kind": "image", "input_shape": (3, 224, 224),
+                "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
+    return model, inferred
+
+
+_ARCH_KEYS_CACHE: dict[str, dict[str, tuple]] = {}
+
+
+def _guess_architecture(state_dict: dict[str, torch.Tensor], raise_if_none: bool = True) -> str | None:
+    """The torchvision architecture whose parameter names and shapes (head aside) match these weights."""
+    keys = set(state_dict)
+    for name in torchvision_architectures():
+        if name not in _ARCH_KEYS_CACHE:
+            try:
+                skeleton = _architecture_skeleton(name)
+            except Exception:  # an architecture that cannot be built on the meta device is just not a candidate
+                continue
+            _ARCH_KEYS_CACHE[name] = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+            _ARCH_KEYS_CACHE[name]["__head__"] = _final_linear_name(skeleton)
+        shapes = dict(_ARCH_KEYS_CACHE[name])
+        head = shapes.pop("__head__")
+        if set(shapes) != keys:
+            continue
+        if all(tuple(state_dict[k].shape) == s for k, s in shapes.items() if not (head and k.startswith(head + "."))):
+            return name
+    if raise_if_none:
+        raise XaiError("This state_dict matches no torchvision architecture by its layer names. Pick the "
+                       "architecture on the page (or set 'architecture' in the sidecar), or export the model to `.pt2`.")
+    return None

@@ -1,0 +1,151 @@
+"""The one model object every analysis takes: a module in eval mode plus what it expects and returns."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from xai_core.errors import XaiError
+
+Task = Literal["classification", "regression"]
+InputKind = Literal["image", "tabular"]
+ModelFormat = Literal["export", "state_dict", "torchscript", "pickle"]
+
+# ImageNet statistics: the normalisation torchvision's architectures are trained with.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model expects and returns. Read from a JSON sidecar, inferred, or typed on the page.
+
+    `input_shape` excludes the batch dimension: (C, H, W) for images, (n_features,) for tables.
+    Images are fed to the model as float tensors: pixels scaled to [0, 1], then (x - mean) / std
+    per channel. Tabular models take the raw feature values in `feature_names` order.
+    """
+
+    name: str = "model"
+    task: Task = "classification"
+    input_kind: InputKind = "image"
+    input_shape: tuple[int, ...] = (3, 224, 224)
+    class_names: tuple[str, ...] = ()
+    target_name: str | None = None
+    feature_names: tuple[str, ...] = ()
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    architecture: str | None = None
+    description: str = ""
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.class_names) if self.task == "classification" else 1
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) the model takes; images only."""
+        return int(self.input_shape[-2]), int(self.input_shape[-1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.input_shape[0]) if self.input_kind == "image" else 0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelInfo":
+        """Build from a sidecar dict, checking each field and naming the wrong one."""
+        if not isinstance(data, dict):
+            raise XaiError("The metadata sidecar must be a JSON object, e.g. {\"task\": \"classification\"}.")
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise XaiError(
+                f"Unknown metadata field(s) {unknown}. Allowed fields: {sorted(known)}."
+            )
+        values = dict(data)
+        if "task" in values and values["task"] not in ("classification", "regression"):
+            raise XaiError(f"Metadata 'task' must be 'classification' or 'regression', not {values['task']!r}.")
+        if "input_kind" in values and values["input_kind"] not in ("image", "tabular"):
+            raise XaiError(f"Metadata 'input_kind' must be 'image' or 'tabular', not {values['input_kind']!r}.")
+        for key in ("input_shape",):
+            if key in values:
+                try:
+                    values[key] = tuple(int(v) for v in values[key])
+                except (TypeError, ValueError):
+                    raise XaiError(f"Metadata '{key}' must be a list of integers, e.g. [3, 224, 224].") from None
+        for key in ("class_names", "feature_names"):
+            if key in values:
+                if not isinstance(values[key], (list, tuple)):
+                    raise XaiError(f"Metadata '{key}' must be a list of names.")
+                values[key] = tuple(str(v) for v in values[key])
+        for key in ("mean", "std"):
+            if key in values:
+                try:
+                    values[key] = tuple(float(v) for v in values[key])
+                except (TypeError, ValueError):
+                    raise XaiError(f"Metadata '{key}' must be a list of numbers, one per channel.") from None
+        return cls(**values)
+
+    def updated(self, **changes) -> "ModelInfo":
+        return replace(self, **changes)
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to explain. `module` is shared (cached): never mutate it, never leave hooks on it."""
+
+    module: nn.Module
+    info: ModelInfo
+    format: ModelFormat
+    sha256: str
+    size_bytes: int
+    notes: list[str] = field(default_factory=list)
+    layer_types: dict[str, str] = field(default_factory=dict)  # submodule name → original class name
+
+    @property
+    def supports_layer_methods(self) -> bool:
+        """Grad-CAM and other layer methods need real submodules to hook (not TorchScript)."""
+        return self.format != "torchscript"
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.module.parameters())
+
+    def forward_batched(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Run the model on `x` in batches under no_grad and return the raw outputs (logits)."""
+        outs = []
+        with torch.no_grad():
+            for start in range(0, len(x), batch_size):
+                outs.append(self.module(x[start : start + batch_size]).detach())
+        if not outs:
+            return torch.empty((0, self.info.n_outputs))
+        out = torch.cat(outs)
+        return out.reshape(len(out), -1)
+
+    def predict_proba(self, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities (classification) or predictions with shape (n, 1) (regression)."""
+        out = self.forward_batched(x, batch_size)
+        if self.info.task == "classification":
+            return torch.softmax(out, dim=1).numpy()
+        return out.numpy()
+
+    def predict(self, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+        """Predicted class index (classification) or predicted value (regression), shape (n,)."""
+        proba = self.predict_proba(x, batch_size)
+        if self.info.task == "classification":
+            return proba.argmax(axis=1)
+        return proba[:, 0]
+
+
+def class_names_or_default(names: Sequence[str], n: int) -> tuple[str, ...]:
+    """The given class names if there are `n` of them, else 'class 0' … 'class n-1'."""
+    if len(names) == n:
+        return tuple(names)
+    return tuple(f"class {i}" for i in range(n))
