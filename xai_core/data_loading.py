@@ -1,0 +1,315 @@
+"""Images and tables in, checked against a model: `ImageSet` / `TableSet` out, or an `XaiError` that says what does not fit."""
+
+from __future__ import annotations
+
+import csv
+import io
+import posixpath
+import zipfile
+from collections import Counter
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from xai_core.datasets import ImageSet, TableSet
+from xai_core.errors import XaiError
+from xai_core.model import ModelInfo
+
+MAX_IMAGE_PIXELS = 40_000_000  # per image, checked from the header before decoding
+MAX_IMAGES = 2_000
+MAX_ZIP_UNCOMPRESSED_BYTES = 1024**3
+MAX_ZIP_RATIO = 200  # uncompressed / compressed per member; more is a zip bomb, not a photo
+MAX_TABLE_BYTES = 200 * 1024**2
+MAX_TABLE_ROWS = 1_000_000
+IMAGE_FORMATS = {"PNG", "JPEG", "WEBP"}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+# ---------------------------------------------------------------------------------------- images
+
+
+def load_images(files: Iterable[tuple[str, bytes]], info: ModelInfo) -> ImageSet:
+    """Decode uploaded images and zips (class folders become labels), resized to the model's input.
+
+    `files` are (name, bytes) pairs. A zip's images are labelled by their folder when the folder names
+    are the model's class names (or class indices). Loose images are unlabelled.
+    """
+    if info.input_kind != "image":
+        raise XaiError("This model takes a table, not images. Upload a CSV or Parquet file instead.")
+    images, names, folders = [], [], []
+    notes: list[str] = []
+    for name, data in files:
+        if name.lower().endswith(".zip") or data[:4] == b"PK\x03\x04":
+            for member, member_bytes, folder in _zip_images(name, data):
+                images.append(decode_image(member_bytes, member, info, notes))
+                names.append(member)
+                folders.append(folder)
+        else:
+            images.append(decode_image(data, name, info, notes))
+            names.append(name)
+            folders.append(None)
+        if len(images) > MAX_IMAGES:
+            raise XaiError(f"More than {MAX_IMAGES} images; upload a smaller sample.")
+    if not images:
+        raise XaiError("No images found. Upload PNG, JPEG or WebP files, or a zip of them in class folders.")
+    labels = _labels_from_folders(folders, info, notes)
+    return ImageSet(images=np.stack(images), names=names, labels=labels, notes=_dedupe(notes))
+
+
+def decode_image(data: bytes, name: str, info: ModelInfo, notes: list[str] | None = None) -> np.ndarray:
+    """One image file → uint8 (H, W, C) at the model's size and channels. Converts modes; refuses bombs."""
+    notes = notes if notes is not None else []
+    if not data:
+        raise XaiError(f"'{name}' is empty (0 bytes).")
+    try:
+        img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise XaiError(f"'{name}' declares an enormous size (a decompression bomb); refused.") from None
+    except UnidentifiedImageError:
+        raise XaiError(f"'{name}' is not an image (or not one of PNG, JPEG, WebP).") from None
+    if img.format not in IMAGE_FORMATS:
+        raise XaiError(f"'{name}' is a {img.format} image; upload PNG, JPEG or WebP.")
+    width, height = img.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise XaiError(f"'{name}' is {width}×{height} pixels, over the limit of {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. "
+                       "Downscale it before uploading.")
+    try:
+        img.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise XaiError(f"'{name}' is damaged or truncated and cannot be decoded ({exc}).") from None
+    img = ImageOps.exif_transpose(img)
+    img = _to_model_mode(img, info.channels, name, notes)
+    target_h, target_w = info.image_size
+    if img.size != (target_w, target_h):
+        if abs(img.width / img.height - target_w / target_h) > 0.01:
+            notes.append(f"Images whose aspect ratio differs from the model's {target_w}×{target_h} were resized and centre-cropped.")
+            img = ImageOps.fit(img, (target_w, target_h), method=Image.Resampling.BILINEAR)
+        else:
+            notes.append(f"Images were resized to the model's input size {target_w}×{target_h}.")
+            img = img.resize((target_w, target_h), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    array = np.asarray(img, dtype=np.uint8)
+    return array[..., None] if array.ndim == 2 else array
+
+
+def _to_model_mode(img: Image.Image, channels: int, name: str, notes: list[str]) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(img, dtype=np.float64)
+        lo, hi = float(array.min()), float(array.max())
+        scaled = np.zeros_like(array) if hi == lo else (array - lo) / (hi - lo) * 255.0
+        img = Image.fromarray(scaled.round().astype(np.uint8), mode="L")
+        notes.append("16-bit or float images were rescaled to 8 bits.")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img.convert("RGBA"))
+        notes.append("Transparent images were placed on a white background.")
+    if img.mode == "CMYK":
+        notes.append("CMYK images were converted to RGB.")
+    target = "RGB" if channels == 3 else "L"
+    if channels not in (1, 3):
+        raise XaiError(f"The model takes {channels}-channel images; only 1 (grey) and 3 (RGB) are supported.")
+    if img.mode != target:
+        if target == "L" and img.mode not in ("L", "1"):
+            notes.append("Colour images were converted to greyscale for this model.")
+        if target == "RGB" and img.mode in ("L", "1"):
+            notes.append("Greyscale images were converted to RGB for this model.")
+        img = img.convert(target)
+    return img
+
+
+def _zip_images(name: str, data: bytes):
+    """Yield (member name, bytes, class folder or None) for the images of a zip, checking for bombs and traversal."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, ValueError):
+        raise XaiError(f"'{name}' is not a valid zip file.") from None
+    bad = [i.filename for i in infos if i.filename.startswith(("/", "\\")) or ".." in i.filename.replace("\\", "/").split("/")
+           or ":" in i.filename]
+    if bad:
+        raise XaiError(f"'{name}' contains unsafe paths ({bad[:3]}); refused. Zip the image folders without '..' or absolute paths.")
+    members = [i for i in infos if not i.is_dir() and i.filename.lower().endswith(IMAGE_SUFFIXES)
+               and "__MACOSX" not in i.filename and not posixpath.basename(i.filename).startswith(".")]
+    total = sum(i.file_size for i in members)
+    if total > MAX_ZIP_UNCOMPRESSED_BYTES:
+        raise XaiError(f"'{name}' unpacks to {total / 1024**2:.0f} MiB, over the {MAX_ZIP_UNCOMPRESSED_BYTES // 1024**2} MiB limit.")
+    for i in members:
+        if i.compress_size and i.file_size / i.compress_size > MAX_ZIP_RATIO and i.file_size > 10 * 1024**2:
+            raise XaiError(f"'{name}' looks like a zip bomb ({i.filename} expands {i.file_size // i.compress_size}×); refused.")
+    if len(members) > MAX_IMAGES:
+        raise XaiError(f"'{name}' holds {len(members)} images; the limit is {MAX_IMAGES}. Upload a sample.")
+    if not members:
+        raise XaiError(f"'{name}' holds no PNG, JPEG or WebP images.")
+    parts = [i.filename.split("/") for i in members]
+    # A single top folder wrapping the class folders (as `zip -r test.zip test/` makes) is dropped.
+    while all(len(p) > 2 for p in parts) and len({p[0] for p in parts}) == 1:
+        parts = [p[1:] for p in parts]
+    for info, p in zip(members, parts):
+        with archive.open(info) as handle:
+            member_bytes = handle.read(info.file_size + 1)
+        if len(member_bytes) > info.file_size:
+            raise XaiError(f"'{name}': {info.filename} is larger than its zip entry declares; refused.")
+        yield info.filename, member_bytes, (p[-2] if len(p) >= 2 else None)
+
+
+def _labels_from_folders(folders: list[str | None], info: ModelInfo, notes: list[str]) -> np.ndarray | None:
+    if info.task != "classification" or all(f is None for f in folders):
+        return None
+    if any(f is None for f in folders):
+        notes.append("Some images were not in a class folder, so no image is labelled.")
+        return None
+    index = {c: i for i, c in enumerate(info.class_names)}
+    by_number = all(f.isdigit() and int(f) < len(info.class_names) for f in set(folders))
+    unknown = sorted({f for f in folders if f not in index} - ({f for f in folders} if by_number else set()))
+    if unknown:
+        raise XaiError(f"Folder name(s) {unknown[:5]} are not classes of this model. Name the folders after its classes "
+                       f"({', '.join(info.class_names[:10])}) or their indices 0…{len(info.class_names) - 1}.")
+    return np.array([index[f] if f in index else int(f) for f in folders], dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------------------- tables
+
+
+def read_table(data: bytes, name: str) -> pd.DataFrame:
+    """CSV (any common delimiter) or Parquet bytes → DataFrame, with duplicate headers refused."""
+    if not data or not data.strip():
+        raise XaiError(f"'{name}' is empty.")
+    if len(data) > MAX_TABLE_BYTES:
+        raise XaiError(f"'{name}' is {len(data) / 1024**2:.0f} MiB; the limit is {MAX_TABLE_BYTES // 1024**2} MiB.")
+    if name.lower().endswith((".parquet", ".pq")) or data[:4] == b"PAR1":
+        try:
+            frame = pd.read_parquet(io.BytesIO(data))
+        except Exception as exc:  # pyarrow raises many types for a file that is not Parquet
+            raise XaiError(f"'{name}' could not be read as Parquet ({str(exc)[:120]}). Is it really a Parquet file?") from None
+        header = [str(c) for c in frame.columns]
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            try:
+                text = data.decode("latin-1")
+            except UnicodeDecodeError:
+                raise XaiError(f"'{name}' is not a text CSV file.") from None
+        if "\x00" in text[:4096]:
+            raise XaiError(f"'{name}' is binary, not a CSV file.")
+        delimiter = _sniff_delimiter(text)
+        header = []
+        for line_number, row in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter), start=1):
+            if line_number == 1:
+                header = row
+            elif row and len(row) != len(header):
+                raise XaiError(f"'{name}': line {line_number} has {len(row)} fields but the header has {len(header)}. "
+                               "Every row needs one value per column (is the delimiter right?).")
+        try:
+            frame = pd.read_csv(io.StringIO(text), sep=delimiter, skipinitialspace=True)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise XaiError(f"'{name}' is not a well-formed CSV file: {str(exc).strip()[:200]}. "
+                           "Check that every row has as many fields as the header.") from None
+        header = [h.strip() for h in header]
+        frame.columns = [str(c).strip() for c in frame.columns]
+    duplicates = sorted(c for c, n in Counter(header).items() if n > 1)
+    if duplicates:
+        raise XaiError(f"'{name}' has duplicate column names {duplicates}; each column needs a unique name.")
+    if len(frame) == 0:
+        raise XaiError(f"'{name}' has a header but no rows.")
+    if len(frame) > MAX_TABLE_ROWS:
+        raise XaiError(f"'{name}' has {len(frame):,} rows; the limit is {MAX_TABLE_ROWS:,}. Upload a sample.")
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def _sniff_delimiter(text: str) -> str:
+    sample = "\n".join(text.splitlines()[:20])
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def prepare_table(frame: pd.DataFrame, info: ModelInfo, target_column: str | None = None) -> TableSet:
+    """Check a table against a tabular model: features by name (any order) or by position, numeric, finite."""
+    if info.input_kind != "tabular":
+        raise XaiError("This model takes images, not a table. Upload images or a zip of class folders.")
+    notes: list[str] = []
+    frame = frame.copy()
+    if target_column is None:
+        for candidate in (info.target_name, "target", "label", "y"):
+            if candidate and candidate in frame.columns and candidate not in info.feature_names:
+                target_column = candidate
+                break
+    elif target_column not in frame.columns:
+        raise XaiError(f"Target column '{target_column}' is not in the table (columns: {list(frame.columns)[:10]}).")
+    y_raw = frame.pop(target_column) if target_column else None
+    features = list(info.feature_names)
+    n = len(features)
+    present = [f for f in features if f in frame.columns]
+    if len(present) == n:
+        extra = [c for c in frame.columns if c not in features]
+        if list(frame.columns[: n]) != features:
+            notes.append("Columns were matched to the model's features by name and reordered.")
+        if extra:
+            notes.append(f"Columns not used by the model were ignored: {extra[:8]}.")
+        X = frame[features]
+    elif not present and frame.shape[1] == n:
+        notes.append("No column names match the model's features, so columns were taken in order: "
+                     f"{list(frame.columns[:4])}… as {features[:4]}….")
+        X = frame.set_axis(features, axis=1)
+    else:
+        missing = [f for f in features if f not in frame.columns]
+        hint = ""
+        if frame.shape[1] == 1 and n > 1:
+            hint = " The file has a single column: is the delimiter right?"
+        raise XaiError(
+            f"The model needs {n} features; the table has {frame.shape[1]} columns"
+            f"{' besides the target' if target_column else ''}. Missing: {missing[:8]}"
+            f"{' …' if len(missing) > 8 else ''}.{hint}"
+        )
+    X = _numeric_features(X)
+    y = _prepare_target(y_raw, info) if y_raw is not None else None
+    return TableSet(X=X.reset_index(drop=True), y=None if y is None else y.reset_index(drop=True),
+                    target_name=target_column, notes=notes)
+
+
+def _numeric_features(X: pd.DataFrame) -> pd.DataFrame:
+    problems = []
+    out = {}
+    for column in X.columns:
+        values = pd.to_numeric(X[column], errors="coerce")
+        bad = values.isna() & X[column].notna()
+        if bad.any():
+            rows = [int(r) + 1 for r in np.flatnonzero(bad.to_numpy())[:3]]
+            examples = [str(v) for v in X[column][bad].unique()[:3]]
+            problems.append(f"'{column}' has non-numeric values {examples} (rows {rows})")
+        out[column] = values.astype(np.float64)
+    if problems:
+        raise XaiError("The model takes numbers only: " + "; ".join(problems[:5]) + ". Encode or remove them.")
+    X = pd.DataFrame(out)
+    finite = np.isfinite(X.to_numpy())
+    if not finite.all():
+        counts = {c: int((~finite[:, i]).sum()) for i, c in enumerate(X.columns) if (~finite[:, i]).any()}
+        rows = [int(r) + 1 for r in np.flatnonzero(~finite.all(axis=1))[:5]]
+        raise XaiError(f"The table has missing or infinite values: {counts} (rows {rows}…). Fill or drop those rows first.")
+    return X
+
+
+def _prepare_target(y: pd.Series, info: ModelInfo) -> pd.Series:
+    if info.task == "regression":
+        values = pd.to_numeric(y, errors="coerce")
+        if values.isna().any():
+            raise XaiError(f"The target column '{y.name}' must be numeric for a regression model, and complete.")
+        return values.astype(np.float64)
+    names = {c: i for i, c in enumerate(info.class_names)}
+    as_text = y.astype(str).str.strip()
+    if as_text.isin(names).all():
+        return as_text.map(names).astype(np.int64)
+    numeric = pd.to_numeric(y, errors="coerce")
+    if numeric.notna().all() and (numeric % 1 == 0).all() and numeric.between(0, len(names) - 1).all():
+        return numeric.astype(np.int64)
+    unknown = sorted(set(as_text) - set(names))[:5]
+    raise XaiError(f"Target values {unknown} are not classes of this model ({list(info.class_names)}) nor indices "
+                   f"0…{len(names) - 1}. Pick the right target column, or none.")
+
+
+def _dedupe(notes: list[str]) -> list[str]:
+    return list(dict.fromkeys(notes))
