@@ -228,7 +228,10 @@ def _sniff_delimiter(text: str) -> str:
 
 
 def prepare_table(frame: pd.DataFrame, info: ModelInfo, target_column: str | None = None) -> TableSet:
-    """Check a table against a tabular model: features by name (any order) or by position, numeric, finite."""
+    """Check a table against a tabular model: features by name (any order) or by position, numeric, finite.
+
+    `target_column`: None finds it (the model's target name, 'target', 'label' or 'y'); "" means no target.
+    """
     if info.input_kind != "tabular":
         raise XaiError("This model takes images, not a table. Upload images or a zip of class folders.")
     notes: list[str] = []
@@ -238,6 +241,8 @@ def prepare_table(frame: pd.DataFrame, info: ModelInfo, target_column: str | Non
             if candidate and candidate in frame.columns and candidate not in info.feature_names:
                 target_column = candidate
                 break
+    elif target_column == "":
+        target_column = None
     elif target_column not in frame.columns:
         raise XaiError(f"Target column '{target_column}' is not in the table (columns: {list(frame.columns)[:10]}).")
     y_raw = frame.pop(target_column) if target_column else None

@@ -67,4 +67,4 @@ class TableSet:
         return [str(c) for c in self.X.columns]
 
     def to_tensor(self) -> torch.Tensor:
-        return torch.from_numpy(self.X.to_numpy(dtype=np.float32))
+        return torch.from_numpy(np.array(self.X.to_numpy(dtype=np.float32), copy=True))

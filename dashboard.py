@@ -1,0 +1,14 @@
+"""xai-dashboard: explain and audit PyTorch models. Run with `streamlit run dashboard.py`."""
+
+import logging
+
+import streamlit as st
+
+st.set_page_config(page_title="xai-dashboard", page_icon="🔎", layout="wide")
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+PAGES = [
+    st.Page("pages/model_data.py", title="Model & data", icon="📦", default=True, url_path="model"),
+]
+
+st.navigation(PAGES).run()

@@ -1,0 +1,56 @@
+"""The common look of every page: header with the question it answers, errors, downloads."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from xai_core import XaiError
+
+
+def page_header(title: str, question: str) -> None:
+    st.title(title)
+    st.markdown(f"<p style='font-size:1.1rem;color:#52606d;margin-top:-0.6rem'>{question}</p>", unsafe_allow_html=True)
+
+
+def card(title: str, question: str | None = None) -> None:
+    st.subheader(title)
+    if question:
+        st.caption(question)
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Show a user-caused `XaiError` as a red box; the rest of the page keeps running."""
+    try:
+        yield
+    except XaiError as exc:
+        st.error(str(exc), icon="⚠️")
+
+
+def figure(fig: go.Figure, how_to_read: str | None = None, key: str | None = None, download_name: str | None = None) -> None:
+    """A full-width Plotly figure, a line on how to read it, and a download of it as HTML."""
+    st.plotly_chart(fig, width="stretch", theme=None, key=key, config={"displaylogo": False})
+    cols = st.columns([5, 1])
+    if how_to_read:
+        cols[0].caption(how_to_read)
+    if download_name:
+        cols[1].download_button("⬇ figure (HTML)", fig.to_html(include_plotlyjs="cdn", full_html=True),
+                                file_name=f"{download_name}.html", mime="text/html", key=f"dl-{key or download_name}")
+
+
+def table_download(frame: pd.DataFrame, name: str, label: str = "⬇ CSV") -> None:
+    st.download_button(label, frame.to_csv(index=False).encode(), file_name=f"{name}.csv", mime="text/csv",
+                       key=f"dl-{name}")
+
+
+def png_bytes(array) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()

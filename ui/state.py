@@ -1,0 +1,108 @@
+"""What the user chose (demo or uploads) lives in `st.session_state`; models and data are cached by content hash.
+
+Every page calls `current_selection()` to get the model and data the Model & data page set up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+
+import streamlit as st
+
+from xai_core import XaiError
+from xai_core.data_loading import load_images, prepare_table, read_table
+from xai_core.datasets import ImageSet, TableSet
+from xai_core.demo import DEMOS, ASSETS, load_demo_data, load_demo_model
+from xai_core.loading import load_model
+from xai_core.model import LoadedModel
+
+DEFAULT_DEMO = "shapes"
+# Only the operator can allow unpickling whole models, by starting the server with XAI_ALLOW_PICKLE=1.
+ALLOW_PICKLE = os.environ.get("XAI_ALLOW_PICKLE") == "1"
+
+
+@dataclass
+class Selection:
+    """The model and data every page works on, plus where they came from."""
+
+    model: LoadedModel
+    data: ImageSet | TableSet | None
+    source: str  # "demo" or "upload"
+    demo_key: str | None
+    data_key: str  # content hash of the data, for result caches
+    background: TableSet | None = None  # tabular demos: training rows (SHAP baselines, surrogates)
+
+
+def _digest(*parts: bytes | str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else part.encode())
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the model…")
+def cached_demo_model(key: str) -> LoadedModel:
+    return load_demo_model(key)
+
+
+@st.cache_data(max_entries=16, show_spinner="Loading the demo data…")
+def cached_demo_data(key: str, model_sha: str, split: str = "test"):
+    return load_demo_data(key, cached_demo_model(key), split=split)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the uploaded model…")
+def cached_uploaded_model(key: str, _data: bytes, filename: str, _sidecar: bytes | None, overrides_json: str) -> LoadedModel:
+    return load_model(_data, filename, sidecar=_sidecar, overrides=json.loads(overrides_json), allow_pickle=ALLOW_PICKLE)
+
+
+@st.cache_data(max_entries=16, ttl=3600, show_spinner="Reading the uploaded data…")
+def cached_uploaded_data(key: str, model_sha: str, _files: list[tuple[str, bytes]], target_column: str | None, _model: LoadedModel):
+    if _model.info.input_kind == "image":
+        return load_images(_files, _model.info)
+    if len(_files) != 1:
+        raise XaiError("Upload one table (CSV or Parquet) for a tabular model.")
+    name, data = _files[0]
+    return prepare_table(read_table(data, name), _model.info, target_column)
+
+
+def uploaded_model() -> LoadedModel | None:
+    """The model from this session's uploads (raises XaiError if it does not load)."""
+    upload = st.session_state.get("model_upload")
+    if not upload:
+        return None
+    overrides_json = json.dumps(upload.get("overrides") or {}, sort_keys=True)
+    key = _digest(upload["bytes"], upload.get("sidecar") or b"", overrides_json)
+    return cached_uploaded_model(key, upload["bytes"], upload["name"], upload.get("sidecar"), overrides_json)
+
+
+def uploaded_data(model: LoadedModel):
+    files = st.session_state.get("data_upload")
+    if not files:
+        return None, ""
+    key = _digest(*[name.encode() + b"\x00" + data for name, data in files])
+    target = st.session_state.get("target_column")
+    return cached_uploaded_data(key, model.sha256, files, target, model), key
+
+
+def current_selection() -> Selection:
+    """The model and data chosen on the Model & data page (the default demo on a first visit)."""
+    source = st.session_state.setdefault("source", "demo")
+    if source == "upload" and st.session_state.get("model_upload"):
+        model = uploaded_model()
+        data, data_key = uploaded_data(model)
+        return Selection(model, data, "upload", None, data_key)
+    key = st.session_state.setdefault("demo_key", DEFAULT_DEMO)
+    if key not in DEMOS:
+        key = st.session_state["demo_key"] = DEFAULT_DEMO
+    model = cached_demo_model(key)
+    data = cached_demo_data(key, model.sha256)
+    background = cached_demo_data(key, model.sha256, "train") if DEMOS[key].train_file else None
+    return Selection(model, data, "demo", key, f"demo:{key}", background)
+
+
+def demo_available() -> bool:
+    return all((ASSETS / d.model_file).exists() for d in DEMOS.values())

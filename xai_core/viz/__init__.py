@@ -1,0 +1,33 @@
+"""Plotly figure builders: pure functions from result objects to `go.Figure`. No Streamlit here.
+
+One look for every page: `TEMPLATE` (applied per figure, never globally) and one diverging colour
+scale for attributions, negative blue / positive red, centred on zero.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+TEMPLATE = go.layout.Template(pio.templates["plotly_white"])
+TEMPLATE.layout.font = dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=13, color="#1f2933")
+TEMPLATE.layout.title = dict(font=dict(size=16), x=0, xanchor="left")
+TEMPLATE.layout.margin = dict(l=10, r=10, t=48, b=10)
+TEMPLATE.layout.colorway = ["#3366cc", "#e4572e", "#17a398", "#f3a712", "#8e5572", "#4c6085", "#a8c256", "#29335c"]
+
+POSITIVE = "#d7301f"
+NEGATIVE = "#2b6cb0"
+NEUTRAL = "#9aa5b1"
+# Diverging attribution scale: negative → blue, zero → white, positive → red.
+ATTRIBUTION_COLORSCALE = [[0.0, "#2b6cb0"], [0.25, "#90b4dd"], [0.5, "#f7f7f7"], [0.75, "#f4a582"], [1.0, "#b2182b"]]
+SEQUENTIAL_COLORSCALE = "Blues"
+
+
+def styled(fig: go.Figure, title: str | None = None, height: int | None = None) -> go.Figure:
+    """Apply the house template (and optionally a title and height) to one figure."""
+    fig.update_layout(template=TEMPLATE)
+    if title is not None:
+        fig.update_layout(title_text=title)
+    if height is not None:
+        fig.update_layout(height=height)
+    return fig

@@ -1,0 +1,88 @@
+"""Figures for the model & data page: confusion matrix, image grid, predictions vs truth, architecture."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from xai_core.datasets import ImageSet
+from xai_core.evaluation import Evaluation, ModelSummary
+from xai_core.viz import NEGATIVE, POSITIVE, SEQUENTIAL_COLORSCALE, styled
+
+
+def confusion_matrix_figure(evaluation: Evaluation, normalize: bool = False) -> go.Figure:
+    """Heatmap: rows are true classes, columns predicted; counts (and row shares) in each cell."""
+    if evaluation.confusion is None:
+        raise ValueError("This evaluation has no labels, so no confusion matrix.")
+    counts = evaluation.confusion
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    z = shares if normalize else counts
+    names = list(evaluation.class_names)
+    text = [[f"{counts[i, j]}<br>{shares[i, j]:.0%}" for j in range(len(names))] for i in range(len(names))]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=names, y=names, text=text, texttemplate="%{text}", colorscale=SEQUENTIAL_COLORSCALE,
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{text}<extra></extra>", showscale=False,
+    ))
+    fig.update_yaxes(autorange="reversed", title="true class")
+    fig.update_xaxes(title="predicted class", side="bottom")
+    size = max(320, 60 * len(names) + 140)
+    return styled(fig, "Confusion matrix", height=size)
+
+
+def predicted_vs_true_figure(evaluation: Evaluation, target_name: str = "target") -> go.Figure:
+    """Regression: predicted against true values, with the identity line."""
+    if evaluation.labels is None:
+        raise ValueError("This evaluation has no labels.")
+    y, p = evaluation.labels, evaluation.predictions
+    lo, hi = float(min(y.min(), p.min())), float(max(y.max(), p.max()))
+    fig = go.Figure([
+        go.Scatter(x=y, y=p, mode="markers", marker=dict(size=7, opacity=0.7, color=POSITIVE), name="rows",
+                   hovertemplate="true %{x:.3g}<br>predicted %{y:.3g}<extra></extra>"),
+        go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(dash="dash", color=NEGATIVE), name="perfect"),
+    ])
+    fig.update_xaxes(title=f"true {target_name}")
+    fig.update_yaxes(title=f"predicted {target_name}")
+    return styled(fig, "Predicted vs true", height=420)
+
+
+def image_grid_figure(data: ImageSet, class_names=(), predictions=None, max_images: int = 24, columns: int = 8) -> go.Figure:
+    """A grid of images titled with their label and, when given, the model's prediction (✓ / ✗)."""
+    n = min(len(data), max_images)
+    rows = max(1, int(np.ceil(n / columns)))
+    titles = []
+    for i in range(n):
+        parts = []
+        if data.labels is not None and len(class_names):
+            parts.append(str(class_names[data.labels[i]]))
+        if predictions is not None and len(class_names):
+            mark = "" if data.labels is None else (" ✓" if predictions[i] == data.labels[i] else " ✗")
+            parts.append(f"→ {class_names[predictions[i]]}{mark}")
+        titles.append(" ".join(parts) or data.names[i].rsplit("/", 1)[-1][:16])
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.01, vertical_spacing=0.06)
+    for i in range(n):
+        image = data.images[i]
+        if image.shape[-1] == 1:
+            image = np.repeat(image, 3, axis=-1)
+        fig.add_trace(go.Image(z=image, hovertemplate=f"{data.names[i]}<extra></extra>"),
+                      row=i // columns + 1, col=i % columns + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_annotations(font_size=11)
+    return styled(fig, None, height=150 * rows + 40)
+
+
+def architecture_figure(summary: ModelSummary) -> go.Figure:
+    """Icicle of the module tree, sized by parameter count: where the model's weights live."""
+    layers = summary.layers
+    ids = ["(model)" if name == "(model)" else name for name in layers["layer"]]
+    parents = ["" if name == "(model)" else (name.rsplit(".", 1)[0] if "." in name else "(model)") for name in ids]
+    labels = [f"{name.rsplit('.', 1)[-1]} · {typ}" for name, typ in zip(ids, layers["type"])]
+    values = [max(int(v), 0) for v in layers["parameters"]]
+    fig = go.Figure(go.Icicle(
+        ids=ids, parents=parents, labels=labels, values=values, branchvalues="total",
+        customdata=np.stack([layers["output shape"], layers["parameters"]], axis=1),
+        hovertemplate="%{id}<br>%{label}<br>parameters %{customdata[1]:,}<br>output %{customdata[0]}<extra></extra>",
+        tiling=dict(orientation="v"), root_color="#eef2f7", maxdepth=3,
+    ))
+    return styled(fig, "Architecture (box size = parameters; click to zoom)", height=460)
