@@ -1,0 +1,227 @@
+"""Deletion, permutation, gradient × input and integrated gradients against known answers."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from xai_core.attribution.tabular import (
+    METHOD_DELETION,
+    METHOD_INTEGRATED_GRADIENTS,
+    METHOD_PERMUTATION,
+    FeatureImportanceResult,
+    GradientAttributionResult,
+    deletion_importance,
+    gradient_x_input,
+    integrated_gradients,
+    permutation_importance,
+)
+from xai_core.datasets import TableSet
+from xai_core.errors import XaiError
+from xai_core.model import LoadedModel, ModelInfo
+
+W = np.array([0.5, -1.0, 0.0, 4.0, 0.3])  # feature 2 ignored, feature 3 dominant
+# A zero weight still goes through a float32 matrix product whose rounding may depend on the other values,
+# so "ignored" is checked to float32 precision (≈1e-7 of the output scale), not bit for bit.
+ZERO = 1e-6
+NAMES = [f"f{i}" for i in range(5)]
+
+
+class Linear(nn.Module):
+    def __init__(self, W, c):
+        super().__init__()
+        self.lin = nn.Linear(W.shape[1], W.shape[0])
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.tensor(W, dtype=torch.float32))
+            self.lin.bias.copy_(torch.tensor(c, dtype=torch.float32))
+
+    def forward(self, x):
+        return self.lin(x)
+
+
+def loaded(module, task="regression", class_names=()):
+    info = ModelInfo(task=task, input_kind="tabular", input_shape=(5,), class_names=tuple(class_names))
+    return LoadedModel(module.eval(), info, "state_dict", "", 0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(rng.normal(size=(300, 5)) + 1.0, columns=NAMES)
+
+
+@pytest.fixture(scope="module")
+def regression(data):
+    model = loaded(Linear(W[None], [0.2]))
+    y = data.to_numpy() @ W + 0.2 + np.random.default_rng(1).normal(scale=0.1, size=len(data))
+    return model, y
+
+
+@pytest.fixture(scope="module")
+def classifier(data):
+    # Two logits whose difference is W·x − 4: class 1 when it is positive.
+    Wc = np.stack([np.zeros(5), W])
+    model = loaded(Linear(Wc, [0.0, -4.0]), "classification", ("no", "yes"))
+    y = (data.to_numpy() @ W - 4.0 > 0).astype(int)
+    return model, y
+
+
+# ---------------------------------------------------------------- deletion
+
+
+def test_deletion_ignored_feature_is_zero_with_labels(data, regression):
+    model, y = regression
+    res = deletion_importance(model, data, y)
+    assert isinstance(res, FeatureImportanceResult) and res.method == METHOD_DELETION
+    assert res.score_name == "R²" and res.reference_score > 0.99
+    assert abs(res.values[2]) < ZERO and res.errors[2] < ZERO
+    assert res.ranking()[0] == "f3"
+    # Known answer: deleting feature j lowers f(x) by δ_j = w_j (x_j − mean_j), the residual e = y − f(x)
+    # becomes e + δ_j, so R² drops by mean((e + δ_j)² − e²) / var(y).
+    Xn = data.to_numpy()
+    e = y - (Xn @ W + 0.2)
+    delta = W * (Xn - Xn.mean(axis=0))
+    expected = ((e[:, None] + delta) ** 2 - e[:, None] ** 2).mean(axis=0) / y.var()
+    np.testing.assert_allclose(res.values, expected, rtol=1e-4, atol=ZERO)
+
+
+def test_deletion_without_labels_is_mean_abs_change(data, regression):
+    model, _ = regression
+    res = deletion_importance(model, data)
+    # Linear model: deleting feature j changes the output by |w_j (x_j − mean_j)|.
+    expected = np.abs(W * (data.to_numpy() - data.to_numpy().mean(axis=0))).mean(axis=0)
+    np.testing.assert_allclose(res.values, expected, rtol=1e-4, atol=ZERO)
+    assert res.values[2] < ZERO
+    assert res.score_name == "mean absolute change in output"
+
+
+def test_deletion_classifier_accuracy_from_table_set(data, classifier):
+    model, y = classifier
+    calls = []
+    res = deletion_importance(model, TableSet(data, pd.Series(y)), progress=lambda *a: calls.append(a))
+    assert res.score_name == "accuracy" and res.reference_score == 1.0
+    assert res.values[2] == 0 and res.ranking()[0] == "f3"
+    assert len(calls) == 5 and calls[-1][:2] == (5, 5)
+
+
+# ---------------------------------------------------------------- permutation
+
+
+def test_permutation_importance_zero_for_ignored_and_dominant_first(data, regression):
+    model, y = regression
+    res = permutation_importance(model, data, y, n_repeats=4, seed=0)
+    assert res.method == METHOD_PERMUTATION
+    assert abs(res.values[2]) < ZERO and res.errors[2] < ZERO
+    assert res.ranking()[0] == "f3"
+    assert res.repeats.shape == (5, 4)
+    assert np.all(res.errors[[0, 1, 3]] > 0)
+    again = permutation_importance(model, data, y, n_repeats=4, seed=0)
+    np.testing.assert_array_equal(res.values, again.values)
+
+
+def test_permutation_importance_classifier_with_class_names(data, classifier):
+    model, y = classifier
+    labels = np.where(y == 1, "yes", "no")
+    res = permutation_importance(model, data, labels, n_repeats=3, seed=1)
+    assert res.score_name == "accuracy" and res.reference_score == 1.0
+    assert res.values[2] == 0 and res.ranking()[0] == "f3"
+
+
+def test_permutation_importance_without_labels_uses_own_predictions(data, regression):
+    model, _ = regression
+    res = permutation_importance(model, data, n_repeats=2)
+    assert res.reference_score == pytest.approx(1.0) and abs(res.values[2]) < ZERO
+    assert "own predictions" in res.score_name
+
+
+# ---------------------------------------------------------------- gradient methods
+
+
+def test_gradient_x_input_on_linear_regression(data, regression):
+    model, _ = regression
+    X = data.iloc[:6]
+    res = gradient_x_input(model, X)
+    assert isinstance(res, GradientAttributionResult) and res.values.shape == (6, 5, 1)
+    np.testing.assert_allclose(res.values[:, :, 0], W * X.to_numpy(), atol=1e-5)
+
+
+def test_integrated_gradients_on_linear_regression(data, regression):
+    model, _ = regression
+    X = data.iloc[:6]
+    res = integrated_gradients(model, X, background=data)
+    assert res.method == METHOD_INTEGRATED_GRADIENTS
+    np.testing.assert_allclose(res.values[:, :, 0], W * (X.to_numpy() - data.to_numpy().mean(axis=0)), atol=1e-5)
+    assert res.completeness_gap < 1e-4
+    np.testing.assert_allclose(res.baseline, data.to_numpy().mean(axis=0))
+
+
+def test_gradient_methods_on_classifier_logits(data, classifier):
+    model, _ = classifier
+    X = data.iloc[:4]
+    gxi = gradient_x_input(model, X, targets=1, output="logit")
+    np.testing.assert_allclose(gxi.values[:, :, 0], W * X.to_numpy(), atol=1e-5)
+    ig = integrated_gradients(model, X, background=data, targets=[0, 1], output="logit")
+    np.testing.assert_allclose(ig.values[:, :, 0], 0, atol=1e-6)
+    np.testing.assert_allclose(ig.values[:, :, 1], W * (X.to_numpy() - data.to_numpy().mean(axis=0)), atol=1e-5)
+
+
+def test_integrated_gradients_probabilities_are_complete(data, classifier):
+    model, _ = classifier
+    X = data.iloc[:5]
+    res = integrated_gradients(model, X, background=data, n_steps=200)
+    assert res.output_names == ["no", "yes"]
+    total = res.values.sum(axis=1)
+    np.testing.assert_allclose(total, res.outputs - res.baseline_outputs, atol=2e-3)
+    assert res.completeness_gap < 2e-3
+    assert res.values[:, 2].max() == 0  # ignored feature
+    assert len(res.to_frame(1)) == 5 * 5
+
+
+def test_gradient_methods_leave_shared_module_untouched(data):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Dropout(0.5), nn.Linear(8, 3))
+    model = loaded(net, "classification", ("a", "b", "c"))
+    flags = [p.requires_grad for p in net.parameters()]
+    first = integrated_gradients(model, data.iloc[:3], background=data)
+    gradient_x_input(model, data.iloc[:3])
+    assert all(p.grad is None for p in net.parameters())
+    assert [p.requires_grad for p in net.parameters()] == flags
+    assert not net.training
+    assert all(not m._forward_hooks and not m._backward_hooks and not m._forward_pre_hooks for m in net.modules())
+    # A module left in training mode is copied, not switched: dropout stays off in the attribution.
+    net.train()
+    second = integrated_gradients(model, data.iloc[:3], background=data)
+    assert net.training
+    np.testing.assert_allclose(second.values, first.values, atol=1e-6)
+    net.eval()
+
+
+# ---------------------------------------------------------------- errors a user can cause
+
+
+def test_nan_raises(data, regression):
+    model, y = regression
+    bad = data.iloc[:10].copy()
+    bad.iloc[3, 1] = np.nan
+    for call in (
+        lambda: deletion_importance(model, bad),
+        lambda: permutation_importance(model, bad),
+        lambda: integrated_gradients(model, bad),
+        lambda: gradient_x_input(model, bad),
+    ):
+        with pytest.raises(XaiError, match="NaN"):
+            call()
+
+
+def test_bad_labels_and_targets_raise(data, regression, classifier):
+    model, y = regression
+    with pytest.raises(XaiError, match="labels"):
+        deletion_importance(model, data, y[:10])
+    cmodel, _ = classifier
+    with pytest.raises(XaiError, match="classes"):
+        permutation_importance(cmodel, data, np.array(["maybe"] * len(data)))
+    with pytest.raises(XaiError, match="Target"):
+        gradient_x_input(cmodel, data.iloc[:2], targets=5)
+    with pytest.raises(XaiError, match="columns"):
+        deletion_importance(model, data, background=data[data.columns[::-1]])
