@@ -32,14 +32,16 @@ def cached_summary(model_sha: str, _model):
 
 
 def choose_source() -> None:
-    source = st.segmented_control("Source", ["Demo", "Upload"], default="Demo" if st.session_state.get("source", "demo") == "demo" else "Upload",
-                                  key="source_control", label_visibility="collapsed")
+    left, right = st.columns([1, 3], vertical_alignment="bottom")
+    source = left.segmented_control("Source", ["Demo", "Upload"],
+                                    default="Demo" if st.session_state.get("source", "demo") == "demo" else "Upload",
+                                    key="source_control")
     st.session_state["source"] = "upload" if source == "Upload" else "demo"
     if st.session_state["source"] == "demo":
         keys = list(DEMOS)
         current = st.session_state.get("demo_key", state.DEFAULT_DEMO)
-        key = st.selectbox("Demo", keys, index=keys.index(current) if current in keys else 0,
-                           format_func=lambda k: DEMOS[k].title, key="demo_select")
+        key = right.selectbox("Demo model and its held-out data", keys, index=keys.index(current) if current in keys else 0,
+                              format_func=lambda k: DEMOS[k].title, key="demo_select")
         st.session_state["demo_key"] = key
     else:
         upload_form()

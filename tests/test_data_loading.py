@@ -167,3 +167,14 @@ def test_parquet_round_trip_and_fake_parquet():
 def test_table_for_an_image_model_is_refused():
     with pytest.raises(XaiError, match="takes images"):
         prepare_table(pd.DataFrame({"a": [1]}), IMAGE_MODEL)
+
+
+def test_load_data_dispatches_by_file_type():
+    from xai_core.data_loading import load_data
+
+    assert load_data([("t.csv", b"a,b,c\n1,2,3\n")], TABLE_MODEL).X.shape == (1, 3)
+    assert load_data([("a.png", png())], IMAGE_MODEL).images.shape == (1, 32, 32, 3)
+    with pytest.raises(XaiError, match="not both"):
+        load_data([("t.csv", b"a,b,c\n1,2,3\n"), ("a.png", png())], TABLE_MODEL)
+    with pytest.raises(XaiError, match="one table, not 2"):
+        load_data([("t.csv", b"a,b,c\n1,2,3\n"), ("u.csv", b"a,b,c\n1,2,3\n")], TABLE_MODEL)

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from xai_core import XaiError
-from xai_core.data_loading import load_images, prepare_table, read_table
+from xai_core.data_loading import load_data
 from xai_core.datasets import ImageSet, TableSet
 from xai_core.demo import DEMOS, ASSETS, load_demo_data, load_demo_model
 from xai_core.loading import load_model
@@ -61,12 +60,7 @@ def cached_uploaded_model(key: str, _data: bytes, filename: str, _sidecar: bytes
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner="Reading the uploaded data…")
 def cached_uploaded_data(key: str, model_sha: str, _files: list[tuple[str, bytes]], target_column: str | None, _model: LoadedModel):
-    if _model.info.input_kind == "image":
-        return load_images(_files, _model.info)
-    if len(_files) != 1:
-        raise XaiError("Upload one table (CSV or Parquet) for a tabular model.")
-    name, data = _files[0]
-    return prepare_table(read_table(data, name), _model.info, target_column)
+    return load_data(_files, _model.info, target_column)
 
 
 def uploaded_model() -> LoadedModel | None:

@@ -27,6 +27,26 @@ IMAGE_FORMATS = {"PNG", "JPEG", "WEBP"}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".tsv", ".txt")
+
+
+def load_data(files: list[tuple[str, bytes]], info: ModelInfo, target_column: str | None = None) -> ImageSet | TableSet:
+    """Uploaded files → the dataset for this model: one table (CSV/Parquet), or images and zips of images."""
+    if not files:
+        raise XaiError("No data files were given.")
+    tables = [(n, d) for n, d in files if n.lower().endswith(TABLE_SUFFIXES)]
+    if tables and len(tables) != len(files):
+        raise XaiError("Upload either one table or images, not both at once.")
+    if tables:
+        if info.input_kind != "tabular":
+            raise XaiError("This model takes images, not a table. Upload images or a zip of class folders.")
+        if len(tables) > 1:
+            raise XaiError(f"Upload one table, not {len(tables)}.")
+        name, data = tables[0]
+        return prepare_table(read_table(data, name), info, target_column)
+    return load_images(files, info)
+
+
 # ---------------------------------------------------------------------------------------- images
 
 
@@ -69,6 +89,8 @@ def decode_image(data: bytes, name: str, info: ModelInfo, notes: list[str] | Non
         raise XaiError(f"'{name}' declares an enormous size (a decompression bomb); refused.") from None
     except UnidentifiedImageError:
         raise XaiError(f"'{name}' is not an image (or not one of PNG, JPEG, WebP).") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise XaiError(f"'{name}' is damaged or truncated and cannot be decoded ({exc}).") from None
     if img.format not in IMAGE_FORMATS:
         raise XaiError(f"'{name}' is a {img.format} image; upload PNG, JPEG or WebP.")
     width, height = img.size
@@ -104,9 +126,9 @@ def _to_model_mode(img: Image.Image, channels: int, name: str, notes: list[str])
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, img.convert("RGBA"))
         notes.append("Transparent images were placed on a white background.")
-    if img.mode == "CMYK":
-        notes.append("CMYK images were converted to RGB.")
     target = "RGB" if channels == 3 else "L"
+    if img.mode == "CMYK" and target == "RGB":
+        notes.append("CMYK images were converted to RGB.")
     if channels not in (1, 3):
         raise XaiError(f"The model takes {channels}-channel images; only 1 (grey) and 3 (RGB) are supported.")
     if img.mode != target:

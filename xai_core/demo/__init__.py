@@ -31,13 +31,13 @@ class Demo:
 DEMOS: dict[str, Demo] = {
     d.key: d
     for d in (
-        Demo("shapes", "Shapes (image, 64×64 scenes, CNN)", "shapes_cnn.pt2", "shapes_test.zip",
+        Demo("shapes", "Shapes (image, 64×64 scenes, CNN)", "shapes.pt2", "shapes_test.zip",
              masks_file="shapes_masks.npz"),
-        Demo("digits", "Handwritten digits (image, 32×32, CNN)", "digits_cnn.pt2", "digits_test.zip"),
-        Demo("breast_cancer", "Breast cancer (table, binary classifier)", "breast_cancer_mlp.pt2",
+        Demo("digits", "Handwritten digits (image, 32×32, CNN)", "digits.pt2", "digits_test.zip"),
+        Demo("breast_cancer", "Breast cancer (table, binary classifier)", "breast_cancer.pt2",
              "breast_cancer_test.csv", train_file="breast_cancer_train.csv"),
-        Demo("wine", "Wine (table, 3 classes)", "wine_mlp.pt2", "wine_test.csv", train_file="wine_train.csv"),
-        Demo("diabetes", "Diabetes progression (table, regression)", "diabetes_mlp.pt2", "diabetes_test.csv",
+        Demo("wine", "Wine (table, 3 classes)", "wine.pt2", "wine_test.csv", train_file="wine_train.csv"),
+        Demo("diabetes", "Diabetes progression (table, regression)", "diabetes.pt2", "diabetes_test.csv",
              train_file="diabetes_train.csv"),
     )
 }
