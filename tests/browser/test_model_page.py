@@ -1,0 +1,34 @@
+"""The whole app in a real browser: the server starts, the demo renders, nothing raises."""
+
+from tests.browser.conftest import screenshot
+
+
+def wait_for_app(page):
+    page.wait_for_selector("[data-testid='stApp']")
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+
+
+def test_demo_renders_without_exceptions(page, dashboard_url):
+    page.goto(dashboard_url)
+    page.get_by_role("heading", name="Model & data").wait_for()
+    page.get_by_text("Confusion matrix").first.wait_for()
+    wait_for_app(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.locator("[data-testid='stAlertContentError']").count() == 0
+    assert page.get_by_text("Accuracy").first.is_visible()
+    assert page.locator(".js-plotly-plot").count() >= 3
+    screenshot(page, "model_page_shapes")
+
+
+def test_switching_to_a_tabular_demo(page, dashboard_url):
+    page.goto(dashboard_url)
+    page.get_by_role("heading", name="Model & data").wait_for()
+    page.get_by_text("Confusion matrix").first.wait_for()
+    page.get_by_test_id("stSelectbox").first.click()
+    page.get_by_role("option", name="Wine (table, 3 classes)").click()
+    page.get_by_text("13 features").first.wait_for()
+    page.get_by_text("Confusion matrix").first.wait_for()
+    wait_for_app(page)
+    assert page.get_by_text("3 classes").first.is_visible()
+    assert page.locator("[data-testid='stException']").count() == 0
+    screenshot(page, "model_page_wine")
