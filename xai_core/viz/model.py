@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from xai_core.datasets import ImageSet
 from xai_core.evaluation import Evaluation, ModelSummary
@@ -47,29 +46,38 @@ def predicted_vs_true_figure(evaluation: Evaluation, target_name: str = "target"
 
 
 def image_grid_figure(data: ImageSet, class_names=(), predictions=None, max_images: int = 24, columns: int = 8) -> go.Figure:
-    """A grid of images titled with their label and, when given, the model's prediction (✓ / ✗)."""
+    """A grid of images titled with their label and, when given, the model's prediction (✓ / ✗).
+
+    Drawn as one montage image with text labels, which the browser renders far faster than one subplot per image.
+    """
     n = min(len(data), max_images)
+    columns = max(1, min(columns, n))
     rows = max(1, int(np.ceil(n / columns)))
-    titles = []
+    height, width = data.images.shape[1:3]
+    gap, title_gap = max(2, width // 16), max(6, height // 4)  # room above each image for its title
+    montage = np.full((rows * (height + title_gap), columns * (width + gap), 3), 255, dtype=np.uint8)
+    fig = go.Figure()
     for i in range(n):
+        image = data.images[i]
+        if image.shape[-1] == 1:
+            image = np.repeat(image, 3, axis=-1)
+        top, left = (i // columns) * (height + title_gap) + title_gap, (i % columns) * (width + gap)
+        montage[top: top + height, left: left + width] = image
         parts = []
         if data.labels is not None and len(class_names):
             parts.append(str(class_names[data.labels[i]]))
         if predictions is not None and len(class_names):
             mark = "" if data.labels is None else (" ✓" if predictions[i] == data.labels[i] else " ✗")
             parts.append(f"→ {class_names[predictions[i]]}{mark}")
-        titles.append(" ".join(parts) or data.names[i].rsplit("/", 1)[-1][:16])
-    fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.01, vertical_spacing=0.06)
-    for i in range(n):
-        image = data.images[i]
-        if image.shape[-1] == 1:
-            image = np.repeat(image, 3, axis=-1)
-        fig.add_trace(go.Image(z=image, hovertemplate=f"{data.names[i]}<extra></extra>"),
-                      row=i // columns + 1, col=i % columns + 1)
+        title = " ".join(parts) or data.names[i].rsplit("/", 1)[-1][:16]
+        wrong = data.labels is not None and predictions is not None and predictions[i] != data.labels[i]
+        fig.add_annotation(x=left + width / 2, y=top - 1, text=title, showarrow=False, yanchor="bottom",
+                           font=dict(size=11, color=POSITIVE if wrong else "#1f2933"))
+    fig.add_trace(go.Image(z=montage, hoverinfo="skip"))
     fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_annotations(font_size=11)
-    return styled(fig, None, height=150 * rows + 40)
+    fig.update_yaxes(visible=False, range=[montage.shape[0], 0])
+    fig.update_layout(margin=dict(l=0, r=0, t=24, b=0))
+    return styled(fig, None, height=int(rows * 170 + 40))
 
 
 def architecture_figure(summary: ModelSummary) -> go.Figure:
