@@ -9,6 +9,7 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name
 
 PAGES = [
     st.Page("pages/model_data.py", title="Model & data", icon="📦", default=True, url_path="model"),
+    st.Page("pages/feature_importance.py", title="Feature importance", icon="📊", url_path="features"),
 ]
 
 st.navigation(PAGES).run()

@@ -32,3 +32,22 @@ def test_switching_to_a_tabular_demo(page, dashboard_url):
     assert page.get_by_text("3 classes").first.is_visible()
     assert page.locator("[data-testid='stException']").count() == 0
     screenshot(page, "model_page_wine")
+
+
+def open_page_for_demo(page, dashboard_url, demo_title, link_name):
+    page.goto(dashboard_url)
+    page.get_by_text("Confusion matrix").first.wait_for()
+    page.get_by_test_id("stSelectbox").first.click()
+    page.get_by_role("option", name=demo_title).click()
+    page.get_by_text("Confusion matrix").first.wait_for()
+    wait_for_app(page)
+    page.get_by_role("link", name=link_name).click()
+
+
+def test_feature_importance_page_renders(page, dashboard_url):
+    open_page_for_demo(page, dashboard_url, "Wine (table, 3 classes)", "Feature importance")
+    page.get_by_text("Efficiency check").first.wait_for()
+    wait_for_app(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.locator(".js-plotly-plot").count() >= 4
+    screenshot(page, "feature_importance_wine")

@@ -1,0 +1,116 @@
+"""Figures for feature importance: global SHAP bars, beeswarm, method comparison, local waterfall."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from xai_core.attribution.shapley import ShapleyResult
+from xai_core.attribution.tabular import FeatureImportanceResult
+from xai_core.viz import NEGATIVE, NEUTRAL, POSITIVE, styled
+
+FEATURE_VALUE_COLORSCALE = [[0.0, NEGATIVE], [0.5, "#c9c9d6"], [1.0, POSITIVE]]
+
+
+def _top(result: ShapleyResult, output_index: int, top_k: int) -> list[int]:
+    """Indices of the top-k features by mean |φ|, most important first."""
+    mean_abs = np.abs(result.values[:, :, output_index]).mean(axis=0)
+    return list(np.argsort(-mean_abs, kind="stable")[:top_k])
+
+
+def shap_bar_figure(result: ShapleyResult, output_index: int = 0, top_k: int = 15) -> go.Figure:
+    """Mean |φ| per feature, largest on top; error bars are the mean standard error when sampled."""
+    order = _top(result, output_index, top_k)
+    phi = np.abs(result.values[:, order, output_index]).mean(axis=0)
+    errors = result.standard_errors[:, order, output_index].mean(axis=0)
+    names = [result.feature_names[i] for i in order]
+    fig = go.Figure(go.Bar(
+        x=phi[::-1], y=names[::-1], orientation="h", marker_color=POSITIVE,
+        error_x=dict(type="data", array=errors[::-1], visible=not result.is_exact, color="#52606d"),
+        hovertemplate="%{y}<br>mean |SHAP| %{x:.4g}<extra></extra>",
+    ))
+    fig.update_xaxes(title=f"mean |SHAP value| (effect on {result.output_names[output_index]})")
+    return styled(fig, "Which features matter most overall?", height=max(300, 28 * len(names) + 110))
+
+
+def beeswarm_figure(result: ShapleyResult, output_index: int = 0, top_k: int = 15, seed: int = 0) -> go.Figure:
+    """One row of dots per feature: each dot a data row, x its SHAP value, colour its feature value (low blue, high red)."""
+    order = _top(result, output_index, top_k)
+    rng = np.random.default_rng(seed)
+    X = result.rows.to_numpy(dtype=np.float64)
+    xs, ys, colours, texts = [], [], [], []
+    for rank, j in enumerate(order):
+        phi = result.values[:, j, output_index]
+        values = X[:, j]
+        spread = values.max() - values.min()
+        scaled = (values - values.min()) / spread if spread > 0 else np.full_like(values, 0.5)
+        xs.append(phi)
+        ys.append(len(order) - 1 - rank + rng.uniform(-0.3, 0.3, len(phi)))
+        colours.append(scaled)
+        texts += [f"{result.feature_names[j]} = {v:.4g}<br>SHAP {p:+.4g}" for v, p in zip(values, phi)]
+    fig = go.Figure(go.Scattergl(
+        x=np.concatenate(xs), y=np.concatenate(ys), mode="markers", text=texts, hoverinfo="text",
+        marker=dict(size=6, color=np.concatenate(colours), colorscale=FEATURE_VALUE_COLORSCALE, opacity=0.8,
+                    colorbar=dict(title="feature<br>value", tickvals=[0, 1], ticktext=["low", "high"], len=0.6)),
+    ))
+    fig.add_vline(x=0, line_color=NEUTRAL, line_width=1)
+    fig.update_yaxes(tickvals=list(range(len(order))), ticktext=[result.feature_names[j] for j in order][::-1],
+                     showgrid=False, zeroline=False)
+    fig.update_xaxes(title=f"SHAP value (effect on {result.output_names[output_index]})")
+    return styled(fig, "How does each feature push predictions?", height=max(320, 30 * len(order) + 110))
+
+
+def importance_comparison_figure(result: ShapleyResult, deletion: FeatureImportanceResult | None,
+                                 permutation: FeatureImportanceResult | None, output_index: int = 0,
+                                 top_k: int = 15) -> go.Figure:
+    """SHAP, deletion and permutation importance side by side, each scaled so its largest feature is 1."""
+    order = _top(result, output_index, top_k)
+    names = [result.feature_names[i] for i in order]
+    fig = go.Figure()
+    shap_values = np.abs(result.values[:, :, output_index]).mean(axis=0)
+    series = [("mean |SHAP|", shap_values, result.standard_errors[:, :, output_index].mean(axis=0), POSITIVE)]
+    if deletion is not None:
+        series.append((f"deletion (drop in {deletion.score_name})", deletion.values, deletion.errors, "#17a398"))
+    if permutation is not None:
+        series.append((f"permutation (drop in {permutation.score_name})", permutation.values, permutation.errors, "#3366cc"))
+    for label, values, errors, colour in series:
+        index = {n: i for i, n in enumerate(result.feature_names)}
+        v = np.asarray(values, dtype=float)
+        scale = np.max(np.abs(v)) or 1.0
+        picked = np.array([v[index[n]] for n in names]) / scale
+        picked_err = np.array([errors[index[n]] for n in names]) / scale
+        fig.add_trace(go.Bar(
+            y=names[::-1], x=picked[::-1], orientation="h", name=label, marker_color=colour,
+            error_x=dict(type="data", array=picked_err[::-1], color="#52606d"),
+            hovertemplate="%{y}<br>" + label + ": %{x:.3f} of its maximum<extra></extra>",
+        ))
+    fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.12))
+    fig.update_xaxes(title="importance, scaled to each method's largest")
+    return styled(fig, "Do the methods agree on what matters?", height=max(360, 52 * len(names) + 140))
+
+
+def waterfall_figure(result: ShapleyResult, row: int, output_index: int = 0, top_k: int = 12) -> go.Figure:
+    """From the base value to this row's prediction: one step per feature, the smallest lumped together."""
+    phi = result.values[row, :, output_index]
+    order = list(np.argsort(-np.abs(phi), kind="stable"))
+    shown, rest = order[:top_k], order[top_k:]
+    values = result.rows.iloc[row]
+    labels = [f"{result.feature_names[j]} = {values.iloc[j]:.4g}" for j in shown]
+    steps = [float(phi[j]) for j in shown]
+    if rest:
+        labels.append(f"{len(rest)} other features")
+        steps.append(float(phi[rest].sum()))
+    base = float(result.base_values[output_index])
+    total = float(result.outputs[row, output_index])
+    fig = go.Figure(go.Waterfall(
+        orientation="h", measure=["absolute", *["relative"] * len(steps), "total"],
+        y=["base value (average output)", *labels, "prediction f(x)"], x=[base, *steps, total],
+        base=0, increasing=dict(marker_color=POSITIVE), decreasing=dict(marker_color=NEGATIVE),
+        totals=dict(marker_color="#52606d"), connector=dict(line=dict(color=NEUTRAL, width=1)),
+        text=[f"{base:.3g}", *[f"{s:+.3g}" for s in steps], f"{total:.3g}"], textposition="auto",
+        insidetextfont=dict(color="white"), outsidetextfont=dict(color="#1f2933"), cliponaxis=False,
+        hovertemplate="%{y}<br>%{text}<extra></extra>",
+    ))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(title=result.output_names[output_index])
+    return styled(fig, "Why this prediction?", height=max(360, 30 * (len(steps) + 2) + 120))
