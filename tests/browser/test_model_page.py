@@ -47,7 +47,8 @@ def open_page_for_demo(page, dashboard_url, demo_title, link_name):
 def test_feature_importance_page_renders(page, dashboard_url):
     open_page_for_demo(page, dashboard_url, "Wine (table, 3 classes)", "Feature importance")
     page.get_by_text("Efficiency check").first.wait_for()
+    page.get_by_role("heading", name="One row").wait_for()
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 4", timeout=60_000)
     wait_for_app(page)
     assert page.locator("[data-testid='stException']").count() == 0
-    assert page.locator(".js-plotly-plot").count() >= 4
     screenshot(page, "feature_importance_wine")
