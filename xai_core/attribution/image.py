@@ -1,0 +1,360 @@
+"""Image attribution methods: one registry, one verb, all built on Captum.
+
+Every method maps a batch of normalised images (n, C, H, W) and target classes to one 2-D map per image
+at input resolution. Shared machinery lives here once: batching, targets, layer lookup, private model
+copies (the cached model is shared by every browser session: it is never hooked, put in train mode or
+given gradients), upsampling. Each method is a few lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from xai_core.datasets import images_to_tensor
+from xai_core.errors import XaiError
+from xai_core.model import LoadedModel
+
+log = logging.getLogger(__name__)
+ProgressFn = Callable[[int, int, str], None]
+
+
+# ---------------------------------------------------------------------------------------- private copies
+
+
+class _CopyPool:
+    """Deep copies of shared models, lent to one call at a time. Hooks go on a copy, never on the shared module.
+
+    A copy is made once and reused, so a call pays no copying; at most `keep` idle copies per model are kept.
+    """
+
+    def __init__(self, keep: int = 4):
+        self._free: dict[tuple, list[nn.Module]] = {}
+        self._lock = threading.Lock()
+        self._keep = keep
+
+    @contextlib.contextmanager
+    def borrow(self, model: LoadedModel):
+        key = (model.sha256, id(model.module))
+        with self._lock:
+            free = self._free.setdefault(key, [])
+            module = free.pop() if free else None
+        if module is None:
+            module = _private_copy(model.module)
+        try:
+            yield module
+        finally:
+            _remove_all_hooks(module)
+            module.zero_grad(set_to_none=True)
+            with self._lock:
+                if len(self._free.setdefault(key, [])) < self._keep:
+                    self._free[key].append(module)
+
+
+def _private_copy(module: nn.Module) -> nn.Module:
+    try:
+        clone = copy.deepcopy(module)
+    except Exception as exc:  # e.g. some TorchScript modules; gradient-of-input methods still work on the original
+        raise XaiError(f"This model cannot be copied for explaining ({type(exc).__name__}); export it to .pt2.") from None
+    clone.eval()
+    for parameter in clone.parameters():
+        try:
+            parameter.requires_grad_(False)
+        except RuntimeError:  # TorchScript parameters: Captum only differentiates w.r.t. inputs anyway
+            break
+    return clone
+
+
+def _remove_all_hooks(module: nn.Module) -> None:
+    for sub in module.modules():
+        for name in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
+            hooks = getattr(sub, name, None)
+            if hooks:
+                hooks.clear()
+
+
+_POOL = _CopyPool()
+
+
+# ---------------------------------------------------------------------------------------- layers
+
+
+def spatial_layers(model: LoadedModel) -> list[tuple[str, tuple[int, ...]]]:
+    """(name, output shape) of every submodule whose output is a spatial map (C, h, w) with h, w > 1, in forward order."""
+    if not model.supports_layer_methods:
+        return []
+    found: list[tuple[str, tuple[int, ...]]] = []
+    with _POOL.borrow(model) as module:
+        def record(name):
+            def hook(_m, _i, output):
+                if isinstance(output, torch.Tensor) and output.ndim == 4 and output.shape[2] > 1 and output.shape[3] > 1:
+                    found.append((name, tuple(output.shape[1:])))
+            return hook
+
+        for name, sub in module.named_modules():
+            if name:
+                sub.register_forward_hook(record(name))
+        with torch.no_grad():
+            module(torch.zeros((1, *model.info.input_shape)))
+    seen, ordered = set(), []
+    for name, shape in found:
+        if name not in seen:
+            seen.add(name)
+            ordered.append((name, shape))
+    return ordered
+
+
+def default_layer(model: LoadedModel) -> str:
+    """The last layer with a spatial output that is not inside another such layer's output (Grad-CAM's usual choice)."""
+    layers = spatial_layers(model)
+    if not layers:
+        raise XaiError("This model has no layer with a spatial output, so Grad-CAM has nothing to weight. "
+                       "Use Integrated Gradients, Saliency or Occlusion.")
+    # Prefer the outermost module among those that finish last (e.g. 'layer3' over 'layer3.1.relu').
+    last = layers[-1]
+    candidates = [name for name, shape in layers if shape == last[1]]
+    top_level = [n for n in candidates if not any(n.startswith(other + ".") for other in candidates if other != n)]
+    return min(top_level, key=lambda n: n.count(".")) if top_level else last[0]
+
+
+# ---------------------------------------------------------------------------------------- methods
+
+
+@dataclass(frozen=True)
+class ImageMethod:
+    key: str
+    name: str
+    how_to_read: str
+    needs_layer: bool = False
+    signed: bool = False  # maps may be negative (evidence against the class)
+    run: Callable = None  # (module, x, target, layer_module, options, generator) -> (n, H, W)
+
+
+def _grad_cam(module, x, target, layer, options):
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    cam = LayerGradCam(module, layer).attribute(x, target=target, relu_attributions=True)
+    return LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")[:, 0]
+
+
+def _guided_grad_cam(module, x, target, layer, options):
+    from captum.attr import GuidedGradCam
+
+    return GuidedGradCam(module, layer).attribute(x, target=target).sum(dim=1)
+
+
+def integrated_gradients_baseline(x: torch.Tensor, kind: str, mean, std, seed: int = 0) -> torch.Tensor:
+    """'black' (all-zero pixels), 'blur' (a heavily blurred copy) or 'noise' (uniform random pixels), normalised."""
+    mean_t = torch.tensor(mean, dtype=x.dtype).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, dtype=x.dtype).view(1, -1, 1, 1)
+    if kind == "black":
+        return ((0.0 - mean_t) / std_t).expand_as(x).contiguous()
+    if kind == "blur":
+        from torchvision.transforms.functional import gaussian_blur
+
+        size = max(3, (min(x.shape[-2:]) // 4) | 1)
+        return gaussian_blur(x, kernel_size=[size, size], sigma=[size / 3.0, size / 3.0])
+    if kind == "noise":
+        generator = torch.Generator().manual_seed(seed)
+        return (torch.rand(x.shape, generator=generator) - mean_t) / std_t
+    raise XaiError(f"Unknown baseline {kind!r}; use 'black', 'blur' or 'noise'.")
+
+
+def _integrated_gradients(module, x, target, layer, options):
+    from captum.attr import IntegratedGradients, NoiseTunnel
+
+    baselines = integrated_gradients_baseline(x, options.get("baseline", "black"), options["mean"], options["std"],
+                                              options.get("seed", 0))
+    ig = IntegratedGradients(module)
+    steps = int(options.get("n_steps", 32))
+    if options.get("smoothgrad"):
+        with _seeded(options.get("seed", 0)):
+            attr = NoiseTunnel(ig).attribute(x, baselines=baselines, target=target, n_steps=steps,
+                                             nt_type="smoothgrad", nt_samples=int(options.get("nt_samples", 8)),
+                                             stdevs=float(options.get("noise_std", 0.15)), internal_batch_size=64)
+    else:
+        attr = ig.attribute(x, baselines=baselines, target=target, n_steps=steps, internal_batch_size=64)
+    return attr.sum(dim=1)
+
+
+def _saliency(module, x, target, layer, options):
+    from captum.attr import Saliency
+
+    return Saliency(module).attribute(x, target=target, abs=True).amax(dim=1)
+
+
+def _occlusion(module, x, target, layer, options):
+    from captum.attr import Occlusion
+
+    window = int(options.get("window", max(4, x.shape[-1] // 8)))
+    stride = int(options.get("stride", max(2, window // 2)))
+    channels = x.shape[1]
+    attr = Occlusion(module).attribute(x, target=target, sliding_window_shapes=(channels, window, window),
+                                       strides=(channels, stride, stride), baselines=0.0, perturbations_per_eval=32)
+    return attr.sum(dim=1)
+
+
+def _lime(module, x, target, layer, options):
+    from captum.attr import Lime
+    from captum.attr._core.lime import get_exp_kernel_similarity_function
+    from skimage.segmentation import slic
+
+    pixels = options["pixels"]  # uint8 (n, H, W, C): superpixels are found on the image as shown
+    maps = []
+    lime = Lime(module, similarity_func=get_exp_kernel_similarity_function("cosine", kernel_width=0.75))
+    for i in range(len(x)):
+        image = pixels[i]
+        segments = slic(image if image.shape[-1] == 3 else image[..., 0], n_segments=int(options.get("n_segments", 40)),
+                        compactness=10, start_label=0, channel_axis=-1 if image.shape[-1] == 3 else None)
+        mask = torch.from_numpy(segments).long().view(1, 1, *segments.shape).expand(1, x.shape[1], *segments.shape)
+        with _seeded(options.get("seed", 0) + i):
+            attr = lime.attribute(x[i : i + 1], target=target[i : i + 1], feature_mask=mask,
+                                  n_samples=int(options.get("n_samples", 200)), perturbations_per_eval=50,
+                                  baselines=0.0)
+        maps.append(attr[:, 0])
+    return torch.cat(maps)
+
+
+@contextlib.contextmanager
+def _seeded(seed: int):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+METHODS: dict[str, ImageMethod] = {m.key: m for m in (
+    ImageMethod("grad_cam", "Grad-CAM", "Where the chosen layer's features that raise this class sit (class-specific, "
+                "coarse: the layer's resolution, upsampled).", needs_layer=True, run=_grad_cam),
+    ImageMethod("guided_grad_cam", "Guided Grad-CAM", "Grad-CAM multiplied by guided backpropagation: fine edges inside "
+                "the Grad-CAM region.", needs_layer=True, signed=True, run=_guided_grad_cam),
+    ImageMethod("integrated_gradients", "Integrated Gradients", "Each pixel's share of the change in the class score "
+                "from the baseline image to this one (red raises the class, blue lowers it).", signed=True,
+                run=_integrated_gradients),
+    ImageMethod("saliency", "Saliency", "How strongly the class score reacts to a tiny change of each pixel "
+                "(gradient magnitude; noisy, not signed).", run=_saliency),
+    ImageMethod("occlusion", "Occlusion", "How much the class probability drops when a patch is greyed out "
+                "(model-agnostic; resolution = the window).", signed=True, run=_occlusion),
+    ImageMethod("lime", "LIME (superpixels)", "A linear model of the class score on superpixels present/absent: "
+                "each region's weight (model-agnostic, sampled).", signed=True, run=_lime),
+)}
+
+_OCCLUSION_WRAP = {"occlusion", "lime"}  # perturbation methods explain probabilities, not logits
+
+
+class _Softmax(nn.Module):
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x):
+        return torch.softmax(self.module(x), dim=1)
+
+
+# ---------------------------------------------------------------------------------------- the verb
+
+
+@dataclass
+class ImageExplanation:
+    """Maps (n, H, W) for n images, with what was explained and how."""
+
+    maps: np.ndarray
+    method: str
+    method_name: str
+    signed: bool
+    layer: str | None
+    targets: np.ndarray
+    predicted: np.ndarray
+    probabilities: np.ndarray  # (n, n_classes)
+    settings: dict
+    notes: list[str] = field(default_factory=list)
+
+
+def explain_batch(
+    model: LoadedModel,
+    images: np.ndarray | torch.Tensor,
+    method: str,
+    targets: np.ndarray | list[int] | None = None,
+    layer: str | None = None,
+    batch_size: int = 16,
+    progress: ProgressFn | None = None,
+    **options,
+) -> ImageExplanation:
+    """Explain `images` (uint8 (n, H, W, C) as loaded, or a normalised tensor) for `targets` (default: predicted)."""
+    if model.info.input_kind != "image":
+        raise XaiError("These methods explain image models; this model takes a table.")
+    if model.info.task != "classification":
+        raise XaiError("Image explanations need a classifier (one score per class).")
+    if method not in METHODS:
+        raise XaiError(f"Unknown method {method!r}; choose one of {sorted(METHODS)}.")
+    spec = METHODS[method]
+    if isinstance(images, np.ndarray):
+        pixels = images
+        x_all = images_to_tensor(images, model.info)
+    else:
+        pixels, x_all = None, images.float()
+    if spec.key == "lime" and pixels is None:
+        raise XaiError("LIME finds superpixels on the images themselves: pass the uint8 images.")
+    n = len(x_all)
+    if n == 0:
+        raise XaiError("No images to explain.")
+    if spec.needs_layer and not model.supports_layer_methods:
+        raise XaiError(f"{spec.name} needs to hook a layer, and TorchScript hides its layers from hooks. Export the model "
+                       "with torch.export to .pt2, or upload its state_dict with the torchvision architecture. "
+                       "Integrated Gradients, Saliency, Occlusion and LIME work on this model.")
+    probabilities = model.predict_proba(x_all, batch_size=64)
+    predicted = probabilities.argmax(axis=1)
+    target_arr = predicted.copy() if targets is None else np.asarray(targets, dtype=np.int64).reshape(-1)
+    if len(target_arr) == 1 and n > 1:
+        target_arr = np.repeat(target_arr, n)
+    if len(target_arr) != n or target_arr.min() < 0 or target_arr.max() >= model.info.n_outputs:
+        raise XaiError(f"Targets must be {n} class indices between 0 and {model.info.n_outputs - 1}.")
+    layer_name = None
+    if spec.needs_layer:
+        layer_name = layer or default_layer(model)
+    options = {"mean": model.info.mean, "std": model.info.std, **options}
+    maps = []
+    notes: list[str] = []
+    with _POOL.borrow(model) as module:
+        layer_module = None
+        if layer_name is not None:
+            try:
+                layer_module = module.get_submodule(layer_name)
+            except AttributeError:
+                raise XaiError(f"The model has no layer named {layer_name!r}.") from None
+        if spec.key == "guided_grad_cam" and not any(isinstance(m, nn.ReLU) for m in module.modules()):
+            notes.append("This model has no nn.ReLU modules for guided backpropagation to override, so Guided "
+                         "Grad-CAM here is plain gradient × Grad-CAM.")
+        forward = _Softmax(module) if spec.key in _OCCLUSION_WRAP else module
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            x = x_all[start:stop].clone().requires_grad_(False)
+            target = torch.from_numpy(target_arr[start:stop])
+            batch_options = dict(options)
+            if pixels is not None:
+                batch_options["pixels"] = pixels[start:stop]
+            result = spec.run(forward, x, target, layer_module, batch_options)
+            maps.append(result.detach().float().numpy())
+            if progress is not None:
+                progress(stop, n, f"explaining {stop}/{n} images")
+    settings = {k: v for k, v in options.items() if k not in ("mean", "std")}
+    return ImageExplanation(
+        maps=np.concatenate(maps).astype(np.float32), method=spec.key, method_name=spec.name, signed=spec.signed,
+        layer=layer_name, targets=target_arr, predicted=predicted, probabilities=probabilities,
+        settings=settings, notes=notes,
+    )
+
+
+def top_k_probabilities(model: LoadedModel, x: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
+    """For each image, its k most probable classes with their probabilities."""
+    proba = model.predict_proba(x)
+    names = model.info.class_names
+    order = np.argsort(-proba, axis=1)[:, :k]
+    return [[(names[j], float(proba[i, j])) for j in row] for i, row in enumerate(order)]
