@@ -9,6 +9,7 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name
 
 PAGES = [
     st.Page("pages/model_data.py", title="Model & data", icon="📦", default=True, url_path="model"),
+    st.Page("pages/image_explanations.py", title="Image explanations", icon="🖼️", url_path="images"),
     st.Page("pages/feature_importance.py", title="Feature importance", icon="📊", url_path="features"),
 ]
 

@@ -52,3 +52,16 @@ def test_feature_importance_page_renders(page, dashboard_url):
     wait_for_app(page)
     assert page.locator("[data-testid='stException']").count() == 0
     screenshot(page, "feature_importance_wine")
+
+
+def test_image_explanations_page_renders(page, dashboard_url):
+    page.goto(dashboard_url)
+    page.get_by_text("Confusion matrix").first.wait_for()
+    wait_for_app(page)
+    page.get_by_role("link", name="Image explanations").click()
+    page.get_by_text("Pointing game").first.wait_for()
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 6", timeout=90_000)
+    wait_for_app(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.get_by_text("Grad-CAM for 'triangle'").count() + page.locator("text=Grad-CAM for").count() >= 1
+    screenshot(page, "image_explanations_shapes")
