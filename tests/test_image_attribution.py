@@ -235,3 +235,12 @@ def test_grad_cam_points_at_the_shapes(shapes_demo=None):
     subset = data.subset(np.arange(0, 400, 4))  # 100 test scenes
     explanation = explain_batch(model, subset.images, "grad_cam")
     assert localisation(explanation.maps, subset.masks).pointing_accuracy >= 0.9
+
+
+def test_grad_cam_for_the_predicted_class_equals_grad_cam_with_that_class_given(region_model, images):
+    implicit = explain_batch(region_model, images, "grad_cam", layer="features")
+    explicit = explain_batch(region_model, images, "grad_cam", targets=implicit.predicted, layer="features")
+    np.testing.assert_allclose(implicit.maps, explicit.maps, atol=1e-6)
+    np.testing.assert_allclose(implicit.probabilities, region_model.predict_proba(
+        torch.from_numpy(images).float().div(255).permute(0, 3, 1, 2).sub(0.5).div(0.25)), atol=1e-5)
+    assert (implicit.targets == implicit.predicted).all()

@@ -135,7 +135,8 @@ class ImageMethod:
     how_to_read: str
     needs_layer: bool = False
     signed: bool = False  # maps may be negative (evidence against the class)
-    run: Callable = None  # (module, x, target, layer_module, options, generator) -> (n, H, W)
+    run: Callable = None  # (module, x, target, layer_module, options) -> (n, H, W)
+    single_pass: bool = False  # one forward pass: the predictions are read from it instead of a pass of their own
 
 
 def _grad_cam(module, x, target, layer, options):
@@ -232,7 +233,7 @@ def _seeded(seed: int):
 
 METHODS: dict[str, ImageMethod] = {m.key: m for m in (
     ImageMethod("grad_cam", "Grad-CAM", "Where the chosen layer's features that raise this class sit (class-specific, "
-                "coarse: the layer's resolution, upsampled).", needs_layer=True, run=_grad_cam),
+                "coarse: the layer's resolution, upsampled).", needs_layer=True, run=_grad_cam, single_pass=True),
     ImageMethod("guided_grad_cam", "Guided Grad-CAM", "Grad-CAM multiplied by guided backpropagation: fine edges inside "
                 "the Grad-CAM region.", needs_layer=True, signed=True, run=_guided_grad_cam),
     ImageMethod("integrated_gradients", "Integrated Gradients", "Each pixel's share of the change in the class score "
@@ -247,6 +248,25 @@ METHODS: dict[str, ImageMethod] = {m.key: m for m in (
 )}
 
 _OCCLUSION_WRAP = {"occlusion", "lime"}  # perturbation methods explain probabilities, not logits
+
+
+class _Recorder(nn.Module):
+    """Runs the model once and keeps its logits; in 'predicted' mode returns only each row's top logit (target 0).
+
+    The gradient of the top logit equals the gradient of the predicted class's logit (argmax is locally constant),
+    so Grad-CAM for the predicted class needs no separate forward pass to find that class.
+    """
+
+    def __init__(self, module: nn.Module, predicted: bool):
+        super().__init__()
+        self.module = module
+        self.predicted = predicted
+        self.logits: torch.Tensor | None = None
+
+    def forward(self, x):
+        out = self.module(x)
+        self.logits = out.detach()
+        return out.gather(1, out.argmax(dim=1, keepdim=True)) if self.predicted else out
 
 
 class _Softmax(nn.Module):
@@ -309,13 +329,13 @@ def explain_batch(
         raise XaiError(f"{spec.name} needs to hook a layer, and TorchScript hides its layers from hooks. Export the model "
                        "with torch.export to .pt2, or upload its state_dict with the torchvision architecture. "
                        "Integrated Gradients, Saliency, Occlusion and LIME work on this model.")
-    probabilities = model.predict_proba(x_all, batch_size=64)
-    predicted = probabilities.argmax(axis=1)
-    target_arr = predicted.copy() if targets is None else np.asarray(targets, dtype=np.int64).reshape(-1)
-    if len(target_arr) == 1 and n > 1:
-        target_arr = np.repeat(target_arr, n)
-    if len(target_arr) != n or target_arr.min() < 0 or target_arr.max() >= model.info.n_outputs:
+    given = None if targets is None else np.asarray(targets, dtype=np.int64).reshape(-1)
+    if given is not None and len(given) == 1 and n > 1:
+        given = np.repeat(given, n)
+    if given is not None and (len(given) != n or given.min() < 0 or given.max() >= model.info.n_outputs):
         raise XaiError(f"Targets must be {n} class indices between 0 and {model.info.n_outputs - 1}.")
+    probabilities = None if spec.single_pass else model.predict_proba(x_all, batch_size=64)
+    target_arr = given if given is not None or probabilities is None else probabilities.argmax(axis=1)
     layer_name = None
     if spec.needs_layer:
         layer_name = layer or default_layer(model)
@@ -333,17 +353,27 @@ def explain_batch(
             notes.append("This model has no nn.ReLU modules for guided backpropagation to override, so Guided "
                          "Grad-CAM here is plain gradient × Grad-CAM.")
         forward = _Softmax(module) if spec.key in _OCCLUSION_WRAP else module
+        if spec.single_pass:
+            forward = _Recorder(module, predicted=given is None)
+        logits = []
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
-            x = x_all[start:stop].clone().requires_grad_(False)
-            target = torch.from_numpy(target_arr[start:stop])
+            x = x_all[start:stop].clone()
+            target = torch.zeros(stop - start, dtype=torch.long) if target_arr is None else torch.from_numpy(target_arr[start:stop])
             batch_options = dict(options)
             if pixels is not None:
                 batch_options["pixels"] = pixels[start:stop]
             result = spec.run(forward, x, target, layer_module, batch_options)
             maps.append(result.detach().float().numpy())
+            if spec.single_pass:
+                logits.append(forward.logits)
             if progress is not None:
                 progress(stop, n, f"explaining {stop}/{n} images")
+    if spec.single_pass:
+        probabilities = torch.softmax(torch.cat(logits), dim=1).numpy()
+    predicted = probabilities.argmax(axis=1)
+    if target_arr is None:
+        target_arr = predicted.copy()
     settings = {k: v for k, v in options.items() if k not in ("mean", "std")}
     return ImageExplanation(
         maps=np.concatenate(maps).astype(np.float32), method=spec.key, method_name=spec.name, signed=spec.signed,
