@@ -11,6 +11,7 @@ PAGES = [
     st.Page("pages/model_data.py", title="Model & data", icon="📦", default=True, url_path="model"),
     st.Page("pages/image_explanations.py", title="Image explanations", icon="🖼️", url_path="images"),
     st.Page("pages/feature_importance.py", title="Feature importance", icon="📊", url_path="features"),
+    st.Page("pages/surrogate_tree.py", title="Surrogate tree", icon="🌳", url_path="surrogate"),
 ]
 
 st.navigation(PAGES).run()

@@ -65,3 +65,13 @@ def test_image_explanations_page_renders(page, dashboard_url):
     assert page.locator("[data-testid='stException']").count() == 0
     assert page.get_by_text("Grad-CAM for 'triangle'").count() + page.locator("text=Grad-CAM for").count() >= 1
     screenshot(page, "image_explanations_shapes")
+
+
+def test_surrogate_page_renders(page, dashboard_url):
+    open_page_for_demo(page, dashboard_url, "Breast cancer (table, binary classifier)", "Surrogate tree")
+    page.get_by_role("heading", name="Local surrogate (LIME)").wait_for()
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=60_000)
+    wait_for_app(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.get_by_text("Fidelity").first.is_visible()
+    screenshot(page, "surrogate_breast_cancer")
