@@ -87,7 +87,9 @@ def test_occlusion_is_zero_where_no_window_touches_the_region(region_model, imag
     maps = explain_batch(region_model, images, "occlusion", window=window, stride=2).maps
     near = np.zeros((SIZE, SIZE), bool)
     near[REGION[0].start - window + 1: REGION[0].stop + window - 1, REGION[1].start - window + 1: REGION[1].stop + window - 1] = True
-    assert np.abs(maps[:, ~near]).max() == 0 and np.abs(maps[:, near]).max() > 0
+    # Zero up to float rounding: batches of different sizes may take different (equally exact) kernel paths.
+    assert np.abs(maps[:, near]).max() > 0
+    assert np.abs(maps[:, ~near]).max() <= 1e-5 * np.abs(maps[:, near]).max()
 
 
 def test_grad_cam_equals_a_direct_computation(region_model, images):

@@ -98,14 +98,26 @@ def sanity_check(model: LoadedModel, images: np.ndarray, method: str, targets: n
             done.append(name)
         twin = LoadedModel(randomised, model.info, model.format, f"{model.sha256}-random-{len(done)}", model.size_bytes)
         maps = explain_batch(twin, images, method, targets=targets, layer=original.layer, **options).maps
-        correlations.append(np.mean([_spearman(a, b) for a, b in zip(original.maps, maps)]))
+        correlations.append(np.mean([rank_correlation(a, b) for a, b in zip(original.maps, maps)]))
     return SanityCheck(labels, np.array(correlations), method)
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation of two maps or attribution vectors (1.0 when both are constant)."""
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return 0.0 if np.ptp(a) != np.ptp(b) else 1.0
     return float(spearmanr(a.ravel(), b.ravel()).statistic)
+
+
+def top_k_overlap(a: np.ndarray, b: np.ndarray, k: int | float) -> float:
+    """Share of the top-k entries of `a` that are also in the top-k of `b`; a float k in (0, 1) is a share of entries."""
+    a, b = np.ravel(a), np.ravel(b)
+    if isinstance(k, float) and 0 < k < 1:
+        k = max(1, int(round(k * a.size)))
+    k = int(min(k, a.size))
+    top_a = set(np.argsort(-a, kind="stable")[:k].tolist())
+    top_b = set(np.argsort(-b, kind="stable")[:k].tolist())
+    return len(top_a & top_b) / k
 
 
 @dataclass

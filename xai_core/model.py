@@ -108,11 +108,13 @@ class LoadedModel:
     size_bytes: int
     notes: list[str] = field(default_factory=list)
     layer_types: dict[str, str] = field(default_factory=dict)  # submodule name → original class name
+    autograd: bool = True  # False for real int8 variants: gradient methods use their fake-quant twin
+
 
     @property
     def supports_layer_methods(self) -> bool:
         """Grad-CAM and other layer methods need real submodules to hook (not TorchScript)."""
-        return self.format != "torchscript"
+        return self.format != "torchscript" and self.autograd
 
     @property
     def n_parameters(self) -> int:

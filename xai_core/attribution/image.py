@@ -8,6 +8,7 @@ given gradients), upsampling. Each method is a few lines.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import logging
@@ -36,16 +37,20 @@ class _CopyPool:
     A copy is made once and reused, so a call pays no copying; at most `keep` idle copies per model are kept.
     """
 
-    def __init__(self, keep: int = 4):
-        self._free: dict[tuple, list[nn.Module]] = {}
+    def __init__(self, keep: int = 4, max_models: int = 8):
+        self._free: collections.OrderedDict[tuple, list[nn.Module]] = collections.OrderedDict()
         self._lock = threading.Lock()
         self._keep = keep
+        self._max_models = max_models  # idle copies of the least recently explained models beyond this are dropped
 
     @contextlib.contextmanager
     def borrow(self, model: LoadedModel):
         key = (model.sha256, id(model.module))
         with self._lock:
             free = self._free.setdefault(key, [])
+            self._free.move_to_end(key)
+            while len(self._free) > self._max_models:
+                self._free.popitem(last=False)
             module = free.pop() if free else None
         if module is None:
             module = _private_copy(model.module)
@@ -55,8 +60,9 @@ class _CopyPool:
             _remove_all_hooks(module)
             module.zero_grad(set_to_none=True)
             with self._lock:
-                if len(self._free.setdefault(key, [])) < self._keep:
-                    self._free[key].append(module)
+                free = self._free.get(key)
+                if free is not None and len(free) < self._keep:
+                    free.append(module)
 
 
 def _private_copy(module: nn.Module) -> nn.Module:
@@ -137,6 +143,9 @@ class ImageMethod:
     signed: bool = False  # maps may be negative (evidence against the class)
     run: Callable = None  # (module, x, target, layer_module, options) -> (n, H, W)
     single_pass: bool = False  # one forward pass: the predictions are read from it instead of a pass of their own
+
+
+_PERTURBATION = ("occlusion", "lime")  # methods that only run the model forward (no gradients)
 
 
 def _grad_cam(module, x, target, layer, options):
@@ -325,6 +334,9 @@ def explain_batch(
     n = len(x_all)
     if n == 0:
         raise XaiError("No images to explain.")
+    if not model.autograd and spec.key not in _PERTURBATION:
+        raise XaiError(f"{spec.name} needs gradients, and a real int8 model has none. Explain its fake-quant twin "
+                       "(the same int8 weights, simulated), or use Occlusion or LIME, which only run the model.")
     if spec.needs_layer and not model.supports_layer_methods:
         raise XaiError(f"{spec.name} needs to hook a layer, and TorchScript hides its layers from hooks. Export the model "
                        "with torch.export to .pt2, or upload its state_dict with the torchvision architecture. "
