@@ -1,0 +1,369 @@
+"""Quantized variants: exact properties of the rounding, real int8 that agrees with fp32, and a cached model left alone."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from tests.test_loading import TinyCNN, export_bytes, saved
+from xai_core import XaiError
+from xai_core.attribution.image import explain_batch
+from xai_core.datasets import ImageSet
+from xai_core.demo import DEMOS, load_demo_data, load_demo_model
+from xai_core.evaluation import model_inputs
+from xai_core.loading import load_model
+from xai_core.metrics import rank_correlation, top_k_overlap
+from xai_core.quantization import (
+    FP32, BITS, VariantSpec, build_variant, compare_variants, fake_quantize, lift_to_modules, magnitude_prune,
+    measure_latency, packed_size, serialized_size,
+)
+
+
+@pytest.fixture(scope="module")
+def demo():
+    cache = {}
+
+    def get(key):
+        if key not in cache:
+            model = load_demo_model(key)
+            background = load_demo_data(key, model, split="train") if DEMOS[key].train_file else None
+            cache[key] = (model, load_demo_data(key, model), background)
+        return cache[key]
+
+    return get
+
+
+# ---------------------------------------------------------------------------------------- rounding
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_8_bit_weights_move_at_most_half_a_step(per_channel):
+    w = torch.randn(16, 8, 3, 3) * torch.linspace(0.01, 3, 16).view(-1, 1, 1, 1)
+    q = fake_quantize(w, 8, per_channel)
+    peak = w.abs().amax(dim=(1, 2, 3), keepdim=True) if per_channel else w.abs().amax()
+    step = peak / 127
+    assert torch.all((q - w).abs() <= step / 2 + 1e-7)
+    assert torch.all((q / step - torch.round(q / step)).abs() < 1e-3)  # on the grid
+    assert not torch.equal(q, w)
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_2_bit_weights_take_at_most_4_values(per_channel):
+    w = torch.randn(12, 30)
+    q = fake_quantize(w, 2, per_channel)
+    groups = list(q) if per_channel else [q]
+    for group in groups:
+        assert len(torch.unique(group)) <= 4
+    assert len(torch.unique(q[0])) >= 2
+
+
+def test_weight_variant_rounds_every_conv_and_linear_weight_and_nothing_else(demo):
+    model, _, _ = demo("shapes")
+    variant = build_variant(model, VariantSpec("weights", 3, per_channel=True))
+    original = dict(model.module.named_parameters())
+    changed = dict(variant.model.module.named_parameters())
+    assert original.keys() == changed.keys()
+    for name, p in changed.items():
+        if p.ndim >= 2:
+            for row in p:
+                assert len(torch.unique(row)) <= 2 ** 3 - 1
+        else:  # biases and BatchNorm parameters stay float
+            torch.testing.assert_close(p, original[name])
+    assert variant.size_basis == "packed"
+
+
+def test_magnitude_pruning_zeroes_the_smallest_share():
+    w = torch.randn(64, 64)
+    pruned = magnitude_prune(w, 0.7)
+    assert abs(float((pruned == 0).float().mean()) - 0.7) < 0.01
+    kept = pruned[pruned != 0].abs()
+    assert kept.min() >= w.abs()[pruned == 0].max()
+
+
+def test_sizes_shrink_as_expected():
+    model = nn.Sequential(nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)).eval()
+    fp32 = serialized_size(model)
+    assert 3.7 < fp32 / packed_size(model, 8, True) < 4.0
+    assert 7.0 < fp32 / packed_size(model, 4, True) < 8.0
+    assert packed_size(_pruned(model, 0.9), 8, True, 0.9) < packed_size(model, 8, True) / 2
+
+
+def _pruned(model, sparsity):
+    clone = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in clone.parameters():
+            if p.ndim >= 2:
+                p.copy_(magnitude_prune(p, sparsity))
+    return clone
+
+
+# ---------------------------------------------------------------------------------------- lifting for int8
+
+
+@pytest.mark.parametrize("key", ["shapes", "digits", "breast_cancer"])
+def test_lifted_graph_computes_what_the_model_computes(demo, key):
+    model, data, _ = demo(key)
+    x = model_inputs(model, data)[:16]
+    lifted = lift_to_modules(model.module, torch.zeros((2, *model.info.input_shape)))
+    kinds = {type(m) for m in lifted.modules()}
+    assert nn.Linear in kinds
+    if model.info.input_kind == "image":
+        assert nn.Conv2d in kinds and nn.BatchNorm2d in kinds
+    with torch.no_grad():
+        torch.testing.assert_close(lifted(x), model.module(x), atol=1e-4, rtol=1e-4)
+
+
+def test_lifted_torchvision_state_dict_model():
+    net = torchvision.models.resnet18(num_classes=5).eval()
+    loaded = load_model(saved(net.state_dict()), "r18.pt",
+                        overrides={"architecture": "resnet18", "input_shape": [3, 64, 64]})
+    x = torch.randn(4, 3, 64, 64)
+    lifted = lift_to_modules(loaded.module, x[:2])
+    with torch.no_grad():
+        torch.testing.assert_close(lifted(x), net(x), atol=1e-4, rtol=1e-4)
+
+
+def test_ops_int8_cannot_take_stay_in_float_and_are_named():
+    model = TinyCNN().eval()
+    loaded = load_model(export_bytes(model, torch.randn(2, 3, 16, 16)), "tiny.pt2")
+    x = torch.randn(32, 3, 16, 16)
+    variant = build_variant(loaded, VariantSpec("int8-static"), calibration=x)
+    assert any("stay in float" in note and "mean" in note for note in variant.notes)
+    with torch.no_grad():
+        out = variant.model.module(x)
+    assert out.dtype == torch.float32 and out.shape == (32, 3)
+    assert (out.argmax(1) == model(x).argmax(1)).float().mean() >= 0.8
+
+
+# ---------------------------------------------------------------------------------------- real int8
+
+
+@pytest.mark.parametrize("key", ["breast_cancer", "wine"])
+def test_int8_dynamic_tabular_demo_agrees_with_fp32(demo, key):
+    model, data, _ = demo(key)
+    x = model_inputs(model, data)
+    variant = build_variant(model, VariantSpec("int8-dynamic"))
+    assert variant.twin is not None and not variant.model.autograd
+    kinds = {type(m).__module__ for m in variant.model.module.modules()}
+    assert any("quantized.dynamic" in k for k in kinds)  # real int8 kernels, not a simulation
+    agreement = (variant.model.predict(x) == model.predict(x)).mean()
+    assert agreement >= 0.99
+    assert variant.size_bytes < serialized_size(model.module)
+
+
+def test_int8_static_shapes_keeps_accuracy_and_is_4x_smaller(demo):
+    model, data, _ = demo("shapes")
+    x = model_inputs(model, data)
+    variant = build_variant(model, VariantSpec("int8-static"), calibration=x[:128])
+    assert any("quantized" in type(m).__module__ for m in variant.model.module.modules())
+    fp32 = model.predict(x)
+    int8 = variant.model.predict(x)
+    assert (int8 == fp32).mean() >= 0.98
+    assert (int8 == data.labels).mean() >= (fp32 == data.labels).mean() - 0.01
+    assert serialized_size(model.module) / variant.size_bytes > 3.0
+
+
+def test_static_int8_needs_calibration(demo):
+    model, _, _ = demo("shapes")
+    with pytest.raises(XaiError, match="calibration"):
+        build_variant(model, VariantSpec("int8-static"))
+
+
+def test_real_int8_refuses_gradients_but_runs_occlusion_and_twin_runs_grad_cam(demo):
+    model, data, _ = demo("shapes")
+    images = data.images[:2]
+    variant = build_variant(model, VariantSpec("int8-static"), calibration=model_inputs(model, data)[:64])
+    with pytest.raises(XaiError, match="no"):
+        explain_batch(variant.model, images, "grad_cam")
+    with pytest.raises(XaiError, match="gradients"):
+        explain_batch(variant.model, images, "saliency")
+    occlusion = explain_batch(variant.model, images, "occlusion", window=16, stride=16)
+    assert occlusion.maps.shape == (2, 64, 64) and np.abs(occlusion.maps).max() > 0
+    twin = explain_batch(variant.twin, images, "grad_cam")
+    base = explain_batch(model, images, "grad_cam")
+    assert np.mean([rank_correlation(a, b) for a, b in zip(base.maps, twin.maps)]) > 0.95
+
+
+def test_torchscript_gets_half_and_fake_quant_but_int8_says_why_not():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).eval()
+    loaded = load_model(saved_script(model), "m.pt", overrides={"input_shape": [4], "input_kind": "tabular"})
+    with pytest.raises(XaiError, match="TorchScript"):
+        build_variant(loaded, VariantSpec("int8-dynamic"))
+    x = torch.randn(10, 4)
+    for spec in (VariantSpec("fp16"), VariantSpec("weights", 8)):
+        out = build_variant(loaded, spec).model.module(x)
+        torch.testing.assert_close(out, model(x), atol=0.05, rtol=0.05)
+
+
+def saved_script(model):
+    import io
+
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(model), buffer)
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------------------------- half precision
+
+
+@pytest.mark.parametrize("kind", ["fp16", "bf16"])
+def test_half_precision_keeps_layer_names_and_returns_float32(demo, kind):
+    model, data, _ = demo("shapes")
+    variant = build_variant(model, VariantSpec(kind))
+    assert [n for n, _ in variant.model.module.named_modules()] == [n for n, _ in model.module.named_modules()]
+    assert next(variant.model.module.parameters()).dtype == (torch.float16 if kind == "fp16" else torch.bfloat16)
+    x = model_inputs(model, data)[:8]
+    with torch.no_grad():
+        out = variant.model.module(x)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, model.module(x), atol=0.1, rtol=0.05)
+    maps = explain_batch(variant.model, data.images[:2], "grad_cam").maps
+    assert maps.shape == (2, 64, 64)
+
+
+# ---------------------------------------------------------------------------------------- the comparison
+
+
+def test_every_variant_leaves_the_cached_model_untouched(demo):
+    model, data, background = demo("wine")
+    before = {k: v.clone() for k, v in model.module.state_dict().items()}
+    specs = [VariantSpec("fp16"), VariantSpec("bf16"), VariantSpec("int8-dynamic"), VariantSpec("int8-static"),
+             VariantSpec("fp32", sparsity=0.5), VariantSpec("weights", 4, sparsity=0.5)]
+    specs += [VariantSpec("weights", b, per_channel=pc) for b in BITS for pc in (True, False)]
+    compare_variants(model, data, specs, background=background, batch_sizes=(1, 8), n_drift=4)
+    after = model.module.state_dict()
+    assert before.keys() == after.keys()
+    for key, value in before.items():
+        assert torch.equal(value, after[key]), key
+        assert after[key].dtype == value.dtype
+    assert all(not getattr(m, "_forward_hooks", None) for m in model.module.modules())
+    assert not model.module.training
+
+
+def test_image_comparison_reports_every_number(demo):
+    model, data, _ = demo("shapes")
+    small = data.subset(np.arange(96))
+    specs = [VariantSpec("fp16"), VariantSpec("weights", 2, per_channel=False), VariantSpec("int8-static")]
+    comparison = compare_variants(model, small, specs, batch_sizes=(1, 16), n_drift=4)
+    frame = comparison.to_frame()
+    assert list(frame["variant"]) == ["fp32", "fp16", "w2 per-tensor", "int8 static"]
+    fp32, fp16, w2, int8 = comparison.results
+    assert fp32.agreement == 1.0 and fp32.divergence == 0.0 and fp32.speedup == {1: 1.0, 16: 1.0}
+    assert fp16.agreement >= 0.99 and fp16.drift["Grad-CAM rank correlation"] > 0.98
+    assert w2.agreement < fp16.agreement  # 2 bits per tensor breaks this model
+    assert w2.drift["Grad-CAM rank correlation"] < fp16.drift["Grad-CAM rank correlation"]
+    assert "twin" in int8.drift_method and "occlusion" in int8.drift_method
+    assert "occlusion rank correlation" in int8.drift
+    assert set(comparison.drift_variants) == {"fp16", "w2 per-tensor", "int8 static"}
+    assert comparison.drift_variants["fp16"].shape == (4, 64, 64)
+    curve = comparison.bits_curve
+    assert set(curve["bits"]) == {32, 8, 6, 4, 3, 2}
+    per_channel = curve[curve["granularity"] == "per-channel"].set_index("bits")
+    assert per_channel.loc[8, "agreement"] >= 0.99 and per_channel.loc[2, "agreement"] < per_channel.loc[8, "agreement"]
+
+
+def test_tabular_drift_is_measured_with_shapley_values(demo):
+    model, data, background = demo("wine")
+    comparison = compare_variants(model, data, [VariantSpec("weights", 16), VariantSpec("weights", 2, per_channel=False),
+                                                VariantSpec("int8-dynamic")], background=background,
+                                  batch_sizes=(1, 32), n_drift=8, bits_curve=False)
+    near, coarse, int8 = comparison.results[1:]
+    assert near.drift["SHAP rank correlation"] > 0.999  # 16 bits: the same explanation
+    assert coarse.drift["SHAP rank correlation"] <= near.drift["SHAP rank correlation"]
+    assert "real int8" in int8.drift_method
+    assert comparison.drift_reference["values"].shape == (8, 13)
+
+
+def test_regression_reports_mse_against_fp32(demo):
+    model, data, background = demo("diabetes")
+    comparison = compare_variants(model, data, [VariantSpec("weights", 8), VariantSpec("weights", 2)],
+                                  background=background, batch_sizes=(1, 32), n_drift=4)
+    frame = comparison.to_frame()
+    assert "MSE vs fp32" in frame and "R²" in frame and "agreement with fp32" not in frame
+    w8, w2 = comparison.results[1:]
+    assert w8.divergence < w2.divergence
+
+
+def test_a_variant_that_cannot_be_built_is_reported_not_raised():
+    net = nn.Sequential(nn.Conv2d(3, 2, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
+    cnn = load_model(export_bytes(net, torch.randn(2, 3, 8, 8)), "c.pt2")
+    images = ImageSet(np.random.default_rng(0).integers(0, 255, (6, 8, 8, 3), dtype=np.uint8), [f"{i}.png" for i in range(6)])
+    with pytest.raises(XaiError, match="no"):
+        build_variant(cnn, VariantSpec("int8-dynamic"))
+    comparison = compare_variants(cnn, images, [VariantSpec("int8-dynamic"), VariantSpec("weights", 8)],
+                                  batch_sizes=(1, 4), n_drift=0)
+    assert "Linear" in comparison.errors["int8 dynamic"]
+    assert [r.label for r in comparison.results] == ["fp32", "w8 per-channel"]
+
+
+def test_latency_is_measured_for_every_module_and_batch():
+    a = nn.Linear(8, 8).eval()
+    b = nn.Sequential(nn.Linear(8, 512), nn.Linear(512, 8)).eval()
+    result = measure_latency({"a": a, "b": b}, torch.randn(5, 8), batch_sizes=(1, 64), budget_s=0.01)
+    assert set(result) == {"a", "b"} and all(set(v) == {1, 64} for v in result.values())
+    assert all(ms > 0 for v in result.values() for ms in v.values())
+
+
+def test_spec_validation():
+    with pytest.raises(XaiError):
+        VariantSpec("weights", 1)
+    with pytest.raises(XaiError):
+        VariantSpec("fp32", sparsity=1.0)
+    assert VariantSpec("weights", 4, per_channel=False, sparsity=0.5).label == "w4 per-tensor + 50% pruned"
+    assert FP32.label == "fp32"
+
+
+# ---------------------------------------------------------------------------------------- drift metrics
+
+
+def test_drift_metrics_known_answers():
+    a = np.array([0.1, 0.5, 0.2, 0.9])
+    assert rank_correlation(a, a * 3 + 1) == pytest.approx(1.0)
+    assert rank_correlation(a, -a) == pytest.approx(-1.0)
+    assert top_k_overlap(a, a, 2) == 1.0
+    assert top_k_overlap(a, np.array([0.9, 0.1, 0.8, 0.2]), 2) == 0.0  # top-2 {3, 1} vs {0, 2}
+    assert top_k_overlap(np.arange(100.0), np.arange(100.0)[::-1], 0.1) == 0.0
+
+
+def test_building_int8_never_breaks_other_sessions_forward_passes(demo):
+    """FX tracing patches nn.Module.__call__ process-wide; other threads (sessions) must not notice."""
+    import threading
+
+    model, data, _ = demo("shapes")
+    x = model_inputs(model, data)
+    reference = model.module(x[:4]).detach()
+    stop, errors, runs = threading.Event(), [], [0]
+
+    def other_session():
+        while not stop.is_set():
+            try:
+                with torch.no_grad():
+                    out = model.module(x[:4])
+                if not torch.allclose(out, reference, atol=1e-5):
+                    errors.append("different output")
+            except Exception as exc:  # the failure this test exists to catch
+                errors.append(repr(exc)[:120])
+            runs[0] += 1
+
+    readers = [threading.Thread(target=other_session) for _ in range(2)]
+    for t in readers:
+        t.start()
+    results = []
+    builders = [threading.Thread(target=lambda: results.append(
+        build_variant(model, VariantSpec("int8-static"), calibration=x[:32]))) for _ in range(2)]
+    try:
+        for t in builders:
+            t.start()
+        for t in builders:
+            t.join()
+    finally:
+        stop.set()
+        for t in readers:
+            t.join()
+    assert runs[0] > 0 and not errors, errors[:3]
+    assert len(results) == 2
+    for variant in results:
+        assert (variant.model.predict(x[:64]) == model.predict(x[:64])).mean() >= 0.95
