@@ -12,6 +12,7 @@ PAGES = [
     st.Page("pages/image_explanations.py", title="Image explanations", icon="🖼️", url_path="images"),
     st.Page("pages/feature_importance.py", title="Feature importance", icon="📊", url_path="features"),
     st.Page("pages/surrogate_tree.py", title="Surrogate tree", icon="🌳", url_path="surrogate"),
+    st.Page("pages/quantization.py", title="Quantization", icon="🧮", url_path="quantization"),
 ]
 
 st.navigation(PAGES).run()

@@ -15,6 +15,16 @@ def run_app(timeout: float = 180, **state) -> AppTest:
     return at.run()
 
 
+def open_page(page: str, timeout: float = 300, **state) -> AppTest:
+    """The dashboard run once with `state` in st.session_state (as the Model & data page leaves it), then `page`."""
+    at = AppTest.from_file(DASHBOARD, default_timeout=timeout)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    at.switch_page(page)
+    return at.run()
+
+
 def upload_state(model_bytes: bytes, name: str, sidecar: bytes | None = None, data=None, overrides=None) -> dict:
     """Session state as the Model & data page's upload widgets leave it."""
     return {

@@ -2,17 +2,12 @@
 
 import pytest
 
-from tests.apptest import DASHBOARD, error_messages
+from tests.apptest import error_messages, open_page
 from streamlit.testing.v1 import AppTest
 
 
 def run_page(**state) -> AppTest:
-    at = AppTest.from_file(DASHBOARD, default_timeout=240)
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.run()
-    at.switch_page("pages/feature_importance.py")
-    return at.run()
+    return open_page("pages/feature_importance.py", **state)
 
 
 @pytest.mark.parametrize("key", ["wine", "breast_cancer", "diabetes"])

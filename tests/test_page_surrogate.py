@@ -3,16 +3,11 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.apptest import DASHBOARD, error_messages
+from tests.apptest import error_messages, open_page
 
 
 def run_page(**state) -> AppTest:
-    at = AppTest.from_file(DASHBOARD, default_timeout=300)
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.run()
-    at.switch_page("pages/surrogate_tree.py")
-    return at.run()
+    return open_page("pages/surrogate_tree.py", **state)
 
 
 @pytest.mark.parametrize("key, minimum", [("breast_cancer", 0.9), ("wine", 0.85), ("diabetes", 0.6)])

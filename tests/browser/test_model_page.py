@@ -75,3 +75,27 @@ def test_surrogate_page_renders(page, dashboard_url):
     assert page.locator("[data-testid='stException']").count() == 0
     assert page.get_by_text("Fidelity").first.is_visible()
     screenshot(page, "surrogate_breast_cancer")
+
+
+def wait_for_quantization(page):
+    page.get_by_role("heading", name="Explanation drift").wait_for(timeout=120_000)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=120_000)
+    wait_for_app(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_quantization_page_renders_on_an_image_demo(page, dashboard_url):
+    page.goto(dashboard_url)
+    page.get_by_text("Confusion matrix").first.wait_for()
+    wait_for_app(page)
+    page.get_by_role("link", name="Quantization").click()
+    wait_for_quantization(page)
+    assert page.get_by_text("int8 static").first.is_visible()
+    screenshot(page, "quantization_shapes")
+
+
+def test_quantization_page_renders_on_a_tabular_demo(page, dashboard_url):
+    open_page_for_demo(page, dashboard_url, "Wine (table, 3 classes)", "Quantization")
+    wait_for_quantization(page)
+    assert page.get_by_text("is slower than fp32").first.is_visible()
+    screenshot(page, "quantization_wine")
