@@ -1,0 +1,158 @@
+"""Float vs quantized weights: accuracy, agreement, size and speed per variant for every demo, plus the issue's goals.
+
+Goals (issue 7): on a width-1024 MLP, int8 dynamic ≥4× faster than fp32 at batch 64 with ≥99% agreement; int8 static
+on the shapes CNN within 1 accuracy point and faster than fp32 at batch 32; int8 ≈4× smaller; the page's whole
+comparison for a demo in ≤10 s. Every speed is a ratio to fp32 measured in the same run, variants interleaved.
+Run: `python benchmarks/bench_quantization.py`.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import machine, write_section  # noqa: E402
+from xai_core.demo import DEMOS, load_demo_data, load_demo_model  # noqa: E402
+from xai_core.evaluation import model_inputs  # noqa: E402
+from xai_core.loading import load_model  # noqa: E402
+from xai_core.quantization import (VariantSpec, build_variant, compare_variants, default_specs,  # noqa: E402
+                                   lift_to_modules, measure_latency, serialized_size)
+
+
+def page_batches(model) -> tuple[int, int]:
+    return (1, 256) if model.info.input_kind == "tabular" else (1, 64)
+
+
+def demo_tables(lines: list[str]) -> list[str]:
+    goals = []
+    for key in DEMOS:
+        model = load_demo_model(key)
+        data = load_demo_data(key, model)
+        background = load_demo_data(key, model, split="train") if DEMOS[key].train_file else None
+        # The page's own settings, timed as a user waits for them.
+        start = time.perf_counter()
+        compare_variants(model, data, default_specs(model), background=background, batch_sizes=page_batches(model))
+        page_seconds = time.perf_counter() - start
+        goals.append((key, page_seconds))
+        c = compare_variants(model, data, default_specs(model), background=background, batch_sizes=(1, 256))
+        frame = c.to_frame()
+        score = c.score_name
+        lines += [f"### {DEMOS[key].title} — {c.n_rows} test {'images' if model.info.input_kind == 'image' else 'rows'}", "",
+                  f"| variant | {score} | agreement / MSE vs fp32 | size | smaller by | speedup batch 1 | speedup batch 256 | drift (rank ρ) |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r, (_, row) in zip(c.results, frame.iterrows()):
+            vs = f"{r.agreement:.4f}" if r.agreement is not None else f"{r.divergence:.4g}"
+            drift = next(iter(r.drift.values()), None)
+            lines.append(f"| {r.label} | {r.score:.4f} | {vs} | {r.size_bytes / 1024:,.1f} KiB ({r.size_basis}) | "
+                         f"{row['size ratio vs fp32']:.2f}× | {r.speedup[1]:.2f}× | {r.speedup[256]:.2f}× | "
+                         f"{'' if drift is None else f'{drift:.3f}'} |")
+        lines += ["", f"Whole comparison with the page's settings (batches {page_batches(model)}): **{page_seconds:.1f} s**.", ""]
+    return goals
+
+
+def wide_mlp() -> tuple:
+    """A 30→1024→1024→2 MLP trained for a few seconds on breast cancer, exported and loaded like an upload."""
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = ((X - X.mean(0)) / X.std(0)).astype(np.float32)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(30, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 2))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    xt, yt = torch.from_numpy(X), torch.from_numpy(y).long()
+    for _ in range(60):
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(xt), yt).backward()
+        opt.step()
+    net.eval()
+    program = torch.export.export(net, (xt[:2],), dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer)
+    return load_model(buffer.getvalue(), "wide_mlp.pt2"), xt, y
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    lines = ["## Quantization (`benchmarks/bench_quantization.py`)", "", f"Machine: {machine()}", "",
+             "fp32 and every variant run on the same inputs; speedup = fp32 time / variant time, medians over rounds in "
+             "which all variants run one after another (one run, so machine noise hits all alike). Every variant is "
+             "timed as a flat FX graph of nn layers (real int8 variants are such graphs), so the Python overhead is "
+             "equal. wN: weights rounded to N bits and computed in float — their speed is fp32's by construction, their "
+             "size is the packed size. Drift: Grad-CAM (images) or Shapley values (tables) against fp32's; real int8 "
+             "uses the fake-quant twin for Grad-CAM.", ""]
+    goals = demo_tables(lines)
+
+    model, x, y = wide_mlp()
+    fp32 = lift_to_modules(model.module, x[:2])
+    lines += ["### Width-1024 MLP (30→1024→1024→2, trained 60 steps on breast cancer, all 569 rows)", "",
+              "The dashboard uses PyTorch's default quantized engine (`x86`, fbgemm kernels); `onednn` is shown for "
+              "operators, since the engine is a process-wide setting.", "",
+              "| engine | batch | fp32 ms | int8 dynamic ms | speedup |", "|---|---|---|---|---|"]
+    engines = {}
+    for engine in ("x86", "onednn"):
+        if engine not in torch.backends.quantized.supported_engines:
+            continue
+        previous = torch.backends.quantized.engine
+        torch.backends.quantized.engine = engine
+        try:
+            dynamic = build_variant(model, VariantSpec("int8-dynamic"))
+            latency = measure_latency({"fp32": fp32, "int8": dynamic.model.module}, x, batch_sizes=(1, 64, 256, 512),
+                                      budget_s=0.5)
+            engines[engine] = (dynamic, {b: latency["fp32"][b] / latency["int8"][b] for b in (1, 64, 256, 512)})
+        finally:
+            torch.backends.quantized.engine = previous
+        lines += [f"| {engine} | {b} | {latency['fp32'][b]:.3f} | {latency['int8'][b]:.3f} | {engines[engine][1][b]:.2f}× |"
+                  for b in (1, 64, 256, 512)]
+    dynamic, speed = engines["x86"]
+    agreement = float((dynamic.model.predict(x) == model.predict(x)).mean())
+    size_ratio = serialized_size(model.module) / dynamic.size_bytes
+    lines += ["", f"Agreement with fp32 (x86): {agreement:.4f} · accuracy fp32 {(model.predict(x) == y).mean():.4f}, int8 "
+              f"{(dynamic.model.predict(x) == y).mean():.4f} · {size_ratio:.2f}× smaller.", ""]
+
+    shapes = load_demo_model("shapes")
+    data = load_demo_data("shapes", shapes)
+    xs = model_inputs(shapes, data)
+    static = build_variant(shapes, VariantSpec("int8-static"), calibration=xs[torch.randperm(len(xs))[:128]])
+    lat = measure_latency({"fp32": lift_to_modules(shapes.module, xs[:2]), "int8": static.model.module}, xs,
+                          batch_sizes=(1, 32), budget_s=0.5)
+    acc32 = float((shapes.predict(xs) == data.labels).mean())
+    acc8 = float((static.model.predict(xs) == data.labels).mean())
+    shapes_speed = lat["fp32"][32] / lat["int8"][32]
+    shapes_size = serialized_size(shapes.module) / static.size_bytes
+    lines += ["### Static int8 on the shapes CNN (400 test images, calibrated on 128 of them)", "",
+              f"Accuracy fp32 {acc32:.4f} → int8 {acc8:.4f} (Δ {100 * (acc8 - acc32):+.2f} points); batch 32: fp32 "
+              f"{lat['fp32'][32]:.2f} ms, int8 {lat['int8'][32]:.2f} ms ({shapes_speed:.2f}× faster); batch 1: "
+              f"{lat['fp32'][1] / lat['int8'][1]:.2f}×; {shapes_size:.2f}× smaller: BatchNorm is folded into the "
+              "convolutions, but biases stay float32, each channel keeps a float64 scale and an int64 zero point, and "
+              "a model this small (80k weights) pays a visible per-tensor serialization overhead.", ""]
+
+    slowest = max(goals, key=lambda g: g[1])
+    lines += ["### Goals", "", "| goal | measured | met |", "|---|---|---|",
+              f"| int8 dynamic ≥4× faster at batch 64 on the width-1024 MLP | {speed[64]:.2f}× | {'yes' if speed[64] >= 4 else 'no'} |",
+              f"| … with ≥99% agreement | {agreement:.4f} | {'yes' if agreement >= 0.99 else 'no'} |",
+              f"| int8 static on shapes: Δaccuracy ≤1 point | {100 * (acc8 - acc32):+.2f} points | {'yes' if acc32 - acc8 <= 0.01 else 'no'} |",
+              f"| … and faster than fp32 at batch 32 | {shapes_speed:.2f}× | {'yes' if shapes_speed > 1 else 'no'} |",
+              f"| int8 ≈4× smaller | MLP {size_ratio:.2f}×, shapes CNN {shapes_size:.2f}× | "
+              f"{'yes' if size_ratio >= 3.5 and shapes_size >= 3.5 else 'MLP yes, CNN no' if size_ratio >= 3.5 else 'no'} |",
+              f"| whole comparison for a demo ≤10 s (page settings) | slowest: {slowest[0]} {slowest[1]:.1f} s | "
+              f"{'yes' if slowest[1] <= 10 else 'no'} |"]
+    lines += ["", "The ≥4× goal for int8 dynamic is not met on this CPU (see the Machine line): its fp32 matrix products "
+              "already run through oneDNN with AVX-512, so int8 kernels gain 1.8× (x86 engine) to 2.8× (onednn, batch "
+              "512). The issue's 4.7–6× was measured on another machine; this table is what this one does.",
+              "", "Small models are *not* faster in int8: on the tabular demos int8 dynamic runs at about half fp32's "
+              "speed, because quantizing activations and calling int8 kernels costs more than the tiny matrix products "
+              "save. The page says so next to the chart."]
+    write_section("quantization", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
