@@ -38,6 +38,13 @@ def cached_explanation(model_sha: str, data_key: str, indices: tuple, method: st
     return result
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_faithfulness(model_sha: str, data_key: str, n: int, method: str, layer: str | None, _model, _images,
+                        _explained):
+    """Deletion/insertion curves of the first `n` images' cached default explanation (the same for every session)."""
+    return faithfulness_curves(_model, _images, _explained.maps, _explained.targets, method)
+
+
 def method_options(key: str, prefix: str = "") -> tuple:
     """The settings a method takes, as page controls (returned sorted, so they can key a cache)."""
     options: dict = {}
@@ -188,9 +195,11 @@ def trust(selection, index, method, target, layer, options) -> None:
     chosen = st.session_state.get("ie_compare") or [method]
     curves = {}
     for key in chosen:
-        explained = cached_explanation(model.sha256, selection.data_key, tuple(range(n)), key, None,
-                                       layer if METHODS[key].needs_layer else None, (), model, data.images[:n])
-        curves[METHODS[key].name] = faithfulness_curves(model, data.images[:n], explained.maps, explained.targets, key)
+        key_layer = layer if METHODS[key].needs_layer else None
+        explained = cached_explanation(model.sha256, selection.data_key, tuple(range(n)), key, None, key_layer, (),
+                                       model, data.images[:n])
+        curves[METHODS[key].name] = cached_faithfulness(model.sha256, selection.data_key, n, key, key_layer, model,
+                                                        data.images[:n], explained)
     figure(faithfulness_figure(curves), f"Averaged over the first {n} images; pixels are replaced by a blurred copy. "
            "A random map gives roughly the same curve for deletion and insertion.", key="ie_faith",
            download_name="faithfulness")

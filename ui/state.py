@@ -5,9 +5,12 @@ Every page calls `current_selection()` to get the model and data the Model & dat
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
+import sys
+import threading
 from dataclasses import dataclass
 
 import streamlit as st
@@ -33,6 +36,33 @@ class Selection:
     demo_key: str | None
     data_key: str  # content hash of the data, for result caches
     background: TableSet | None = None  # tabular demos: training rows (SHAP baselines, surrogates)
+
+
+_freeze_lock = threading.Lock()
+_modules_when_frozen = 0
+
+
+def freeze_long_lived_objects() -> None:
+    """Put every object alive in gc's permanent generation, whenever modules were imported since the last time.
+
+    Streamlit runs a full `gc.collect(2)` after every script run. Loading a torch.export model and explaining one
+    import torch.export, sympy, captum… and the heap then holds ~600,000 tracked objects, nearly all as long-lived as
+    the process (modules, classes, functions); each collection walked them all, ~0.2 s with the GIL held, after every
+    run of every session (a third of the server's CPU with 20 concurrent sessions, benchmarks/bench_load.py). Frozen,
+    they are skipped, and the per-run collection still frees the cycles each run leaves (Plotly figures). A freeze
+    happens only when the set of modules grew (the first runs of each page), so it happens a bounded number of times;
+    frozen objects are still freed by reference counting, only reference cycles among the objects alive at one of
+    those moments are never collected.
+    """
+    global _modules_when_frozen
+    if len(sys.modules) <= _modules_when_frozen:
+        return
+    with _freeze_lock:
+        if len(sys.modules) <= _modules_when_frozen:
+            return
+        _modules_when_frozen = len(sys.modules)
+        gc.collect()
+        gc.freeze()
 
 
 def _digest(*parts: bytes | str) -> str:
@@ -84,6 +114,7 @@ def uploaded_data(model: LoadedModel):
 
 def current_selection() -> Selection:
     """The model and data chosen on the Model & data page (the default demo on a first visit)."""
+    freeze_long_lived_objects()
     source = st.session_state.setdefault("source", "demo")
     if source == "upload" and st.session_state.get("model_upload"):
         model = uploaded_model()
