@@ -1,6 +1,7 @@
 """Quantized variants: exact properties of the rounding, real int8 that agrees with fp32, and a cached model left alone."""
 
 import copy
+import time
 
 import numpy as np
 import pytest
@@ -17,8 +18,8 @@ from xai_core.evaluation import model_inputs
 from xai_core.loading import load_model
 from xai_core.metrics import rank_correlation, top_k_overlap
 from xai_core.quantization import (
-    FP32, BITS, VariantSpec, build_variant, compare_variants, fake_quantize, lift_to_modules, magnitude_prune,
-    measure_latency, packed_size, serialized_size,
+    FP32, BITS, VariantSpec, bits_curve, build_variant, compare_variants, emulate_half, fake_quantize, lift_to_modules,
+    magnitude_prune, measure_latency, packed_size, serialized_size,
 )
 
 
@@ -224,6 +225,75 @@ def test_half_precision_keeps_layer_names_and_returns_float32(demo, kind):
     assert maps.shape == (2, 64, 64)
 
 
+def _rounding_step(values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The gap between adjacent `dtype` numbers at each value's magnitude."""
+    mantissa = 10 if dtype == torch.float16 else 7
+    return torch.exp2(torch.floor(torch.log2(values.abs().clamp_min(1e-3))) - mantissa)
+
+
+@pytest.mark.parametrize("key", ["shapes", "diabetes"])
+@pytest.mark.parametrize("kind", ["fp16", "bf16"])
+def test_emulated_half_precision_matches_the_real_half_model(demo, key, kind):
+    """The comparison reads half variants' answers from a float32 emulation: it must be the real thing's answers."""
+    model, data, _ = demo(key)
+    dtype = torch.float16 if kind == "fp16" else torch.bfloat16
+    variant = build_variant(model, VariantSpec(kind))
+    assert variant.answer_model is variant.emulated and variant.gradient_model is variant.emulated
+    x = model_inputs(model, data)[:64]
+    with torch.no_grad():
+        real, emulated, exact = variant.model.module(x), variant.emulated.module(x), model.module(x)
+    assert next(variant.emulated.module.parameters()).dtype == torch.float32
+    assert torch.equal(real.argmax(1), emulated.argmax(1))
+    # Within one rounding step of the output (two where the real kernels round differently inside a layer) ...
+    assert ((real - emulated).abs() <= 2 * _rounding_step(real, dtype)).float().mean() >= 0.95
+    assert (real - emulated).abs().max() <= 4 * _rounding_step(real, dtype).max()
+    # ... and it does round: its outputs are half-precision numbers, not fp32's.
+    assert torch.equal(emulated, emulated.to(dtype).float()) and not torch.equal(emulated, exact)
+
+
+def test_half_emulation_keeps_layers_and_gradients(demo):
+    model, data, _ = demo("shapes")
+    emulated = emulate_half(model.module, torch.bfloat16)
+    assert [n for n, _ in emulated.named_modules()] == [n for n, _ in model.module.named_modules()]
+    variant = build_variant(model, VariantSpec("bf16"))
+    maps = explain_batch(variant.gradient_model, data.images[:4], "grad_cam").maps
+    base = explain_batch(model, data.images[:4], "grad_cam").maps
+    assert np.mean([rank_correlation(a, b) for a, b in zip(base, maps)]) > 0.95
+
+
+# ---------------------------------------------------------------------------------------- timing
+
+
+class _Counting(nn.Module):
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds, self.calls = seconds, 0
+
+    def forward(self, x):
+        self.calls += 1
+        time.sleep(self.seconds)
+        return x
+
+
+def test_a_module_slower_than_the_budget_is_timed_once_per_batch_size_and_the_rest_at_least_five_times():
+    slow, fast = _Counting(0.25), _Counting(0.0)
+    latency = measure_latency({"slow": slow, "fast": fast}, torch.zeros(4, 3), batch_sizes=(1, 8), budget_s=0.1)
+    assert slow.calls == 1 + 2  # one warm-up, one timed call per batch size
+    assert fast.calls >= 1 + 2 * 5
+    assert latency["slow"][8] >= 250 and latency["fast"][8] < 50
+
+
+def test_float_variants_share_the_timing_of_the_kernels_they_run(demo):
+    model, data, background = demo("wine")
+    specs = [VariantSpec("weights", 4), VariantSpec("fp32", sparsity=0.5), VariantSpec("fp16"),
+             VariantSpec("fp16", sparsity=0.5)]
+    comparison = compare_variants(model, data, specs, background=background, batch_sizes=(1, 16), n_drift=0,
+                                  bits_curve=False)
+    fp32, w4, pruned, fp16, fp16_pruned = comparison.results
+    assert w4.latency_ms == fp32.latency_ms == pruned.latency_ms and w4.speedup == {1: 1.0, 16: 1.0}
+    assert fp16.latency_ms == fp16_pruned.latency_ms != fp32.latency_ms  # the half model is timed, once
+
+
 # ---------------------------------------------------------------------------------------- the comparison
 
 
@@ -260,6 +330,7 @@ def test_image_comparison_reports_every_number(demo):
     assert set(comparison.drift_variants) == {"fp16", "w2 per-tensor", "int8 static"}
     assert comparison.drift_variants["fp16"].shape == (4, 64, 64)
     curve = comparison.bits_curve
+    assert curve.equals(bits_curve(model, small))  # the page computes it on its own: the same rows, the same curve
     assert set(curve["bits"]) == {32, 8, 6, 4, 3, 2}
     per_channel = curve[curve["granularity"] == "per-channel"].set_index("bits")
     assert per_channel.loc[8, "agreement"] >= 0.99 and per_channel.loc[2, "agreement"] < per_channel.loc[8, "agreement"]

@@ -2,7 +2,11 @@
 
 Variants are always built on copies: the cached float model is never changed.
 
-- fp16 / bf16: the whole model cast to half precision (inputs cast in, outputs cast back to float32).
+- fp16 / bf16: the whole model cast to half precision (inputs cast in, outputs cast back to float32). CPUs without
+  native half kernels (no AVX-512 FP16/BF16) run it tens of times slower than float32, so the comparison times the real
+  half model but reads its answers and explanations from an emulation: the same computation in float32 with every
+  weight, input and layer output rounded to the half type (half kernels accumulate in float32 too; the two agree to
+  within one rounding step of the output, tested).
 - Weight fake quantization at 2–8 bits, symmetric, per output channel or per tensor: each weight is rounded to
   the nearest of 2^(b-1)-1 steps either side of zero and stored back as float, so the model keeps autograd and
   Grad-CAM still works. Its size is what the weights would take packed at b bits.
@@ -99,6 +103,11 @@ def default_specs(model: LoadedModel) -> list[VariantSpec]:
     return specs
 
 
+def default_batch_sizes(model: LoadedModel) -> tuple[int, int]:
+    """The batches the page times at: one input, and a batch typical of serving this kind of model."""
+    return (1, 256) if model.info.input_kind == "tabular" else (1, 32)
+
+
 @dataclass
 class Variant:
     """A variant as a model every method accepts (float32 in, float32 out), plus how big it is."""
@@ -109,10 +118,17 @@ class Variant:
     size_basis: str  # "serialized" (torch.save of its state_dict) or "packed" (b bits per weight + scales)
     twin: LoadedModel | None = None  # real int8 only: fake-quant twin with autograd, for gradient methods
     notes: list[str] = field(default_factory=list)
+    emulated: LoadedModel | None = None  # fp16/bf16 only: float32 emulation (same answers, fast on any CPU)
+
+    @property
+    def answer_model(self) -> LoadedModel:
+        """What the comparison reads answers and perturbation explanations from."""
+        return self.emulated if self.emulated is not None else self.model
 
     @property
     def gradient_model(self) -> LoadedModel:
-        return self.twin if self.twin is not None else self.model
+        """What gradient methods (Grad-CAM) explain: the fake-quant twin of a real int8 model, else `answer_model`."""
+        return self.twin if self.twin is not None else self.answer_model
 
 
 # ---------------------------------------------------------------------------------------- weights
@@ -195,12 +211,40 @@ def _cast_io(module: nn.Module, dtype: torch.dtype) -> nn.Module:
     return cast
 
 
+def _round_to(value, dtype: torch.dtype):
+    return value.to(dtype).float() if torch.is_tensor(value) and value.is_floating_point() else value
+
+
+def emulate_half(module: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """A float32 copy of `module` that computes what it computes in `dtype`: every parameter and buffer, the input and
+    the output of every submodule rounded to `dtype`. Layer names unchanged, autograd kept."""
+    clone = copy.deepcopy(module)
+    with torch.no_grad():
+        for tensor in [*clone.parameters(), *clone.buffers()]:
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.to(dtype).float())
+    if isinstance(clone, torch.jit.ScriptModule):  # its submodules cannot be changed: round what goes in and out
+        return _CastWrapper(clone, dtype, emulate=True)
+    for name, sub in clone.named_modules():
+        base = type(sub)
+
+        def forward(self, *args, _base=base, _root=not name, **kwargs):
+            if _root:
+                args = tuple(_round_to(a, dtype) for a in args)
+            return _round_to(_base.forward(self, *args, **kwargs), dtype)
+
+        sub.__class__ = type(base.__name__, (base,), {"forward": forward, "__module__": base.__module__})
+    return clone.eval()
+
+
 class _CastWrapper(nn.Module):
-    def __init__(self, inner: nn.Module, dtype: torch.dtype):
+    def __init__(self, inner: nn.Module, dtype: torch.dtype, emulate: bool = False):
         super().__init__()
-        self.inner, self.dtype = inner, dtype
+        self.inner, self.dtype, self.emulate = inner, dtype, emulate
 
     def forward(self, x):
+        if self.emulate:  # float32 inner model: round the input and output only
+            return _round_to(self.inner(_round_to(x, self.dtype)), self.dtype)
         return self.inner(x.to(self.dtype)).float()
 
 
@@ -410,7 +454,7 @@ def build_variant(model: LoadedModel, spec: VariantSpec, calibration: torch.Tens
     base = model.module
     if spec.sparsity > 0 or spec.kind == "weights":
         base = _copy_with_weights(base, spec.bits if spec.kind == "weights" else None, spec.per_channel, spec.sparsity)
-    twin = None
+    twin = emulated = None
     if spec.kind == "fp32":  # pruned only
         module = base
         size, basis = serialized_size(module), "serialized"
@@ -418,12 +462,18 @@ def build_variant(model: LoadedModel, spec: VariantSpec, calibration: torch.Tens
         dtype = torch.float16 if spec.kind == "fp16" else torch.bfloat16
         module = _cast_io(copy.deepcopy(base), dtype)
         size, basis = serialized_size(module), "serialized"
-        notes.append(f"Every weight and activation in {spec.kind}; inputs cast in, outputs cast back to float32.")
+        emulated = dataclasses.replace(model, module=emulate_half(base, dtype), notes=[], size_bytes=size,
+                                       sha256=f"{model.sha256}:{spec.label}:emulated")
+        notes.append(f"Every weight and activation in {spec.kind}; inputs cast in, outputs cast back to float32. Speed "
+                     f"is the real {spec.kind} model's; answers and explanations come from its float32 emulation (every "
+                     f"weight, input and layer output rounded to {spec.kind}), which matches it to within one rounding "
+                     "step and runs fast on CPUs without half-precision kernels.")
     elif spec.kind == "weights":
         module = base
         size, basis = packed_size(module, spec.bits, spec.per_channel, spec.sparsity), "packed"
         notes.append(f"Weights rounded to {spec.bits} bits ({2 ** spec.bits - 1} levels) and computed in float: the "
-                     "accuracy is the quantized model's, the speed is not (no low-bit kernels run).")
+                     "accuracy is the quantized model's; the speed is fp32's, since it runs fp32's kernels (no low-bit "
+                     "kernels run), so it is not timed separately.")
     else:
         example = torch.zeros((2, *model.info.input_shape))
         lifted = lift_to_modules(base, example)
@@ -452,7 +502,7 @@ def build_variant(model: LoadedModel, spec: VariantSpec, calibration: torch.Tens
                                    notes=[], size_bytes=size)
     variant_model = dataclasses.replace(model, module=module.eval(), sha256=f"{model.sha256}:{spec.label}",
                                         size_bytes=size, notes=list(notes), autograd=not spec.real_int8)
-    return Variant(spec, variant_model, size, basis, twin, notes)
+    return Variant(spec, variant_model, size, basis, twin, notes, emulated)
 
 
 # ---------------------------------------------------------------------------------------- comparing
@@ -549,38 +599,66 @@ def _divergence(task: str, reference: np.ndarray, other: np.ndarray) -> float:
     return float(np.mean((reference[:, 0] - other[:, 0]) ** 2))
 
 
-def _timed_module(variant: Variant, example: torch.Tensor) -> nn.Module:
-    """What to time: every variant as a flat graph of nn layers, as real int8 variants already are, so that all pay
-    the same Python overhead (an unflattened export interprets its graph node by node, which would flatter int8)."""
-    if variant.spec.real_int8 or variant.model.format == "torchscript":
-        return variant.model.module
+def _flat_fp32(model: LoadedModel, example: torch.Tensor) -> nn.Module:
+    """The float model as a flat graph of nn layers, as real int8 variants are, so that timing them against it compares
+    kernels, not Python overhead (an unflattened export interprets its graph node by node, which would flatter int8)."""
+    if model.format == "torchscript":
+        return model.module
     try:
-        return lift_to_modules(variant.model.module, example)
+        return lift_to_modules(model.module, example)
     except XaiError:
-        return variant.model.module
+        return model.module
+
+
+def _timed_modules(variants: dict[str, "Variant"], flat: nn.Module) -> tuple[dict[str, nn.Module], dict[str, str]]:
+    """What to time, and which timing each variant reads. Float variants run dense float kernels whatever their weights
+    (rounded or pruned), so their speed is fp32's or the half type's: each is timed once. Real int8 are timed each."""
+    modules: dict[str, nn.Module] = {FP32.label: flat}
+    reads: dict[str, str] = {}
+    for label, variant in variants.items():
+        kind = variant.spec.kind
+        if kind in ("fp32", "weights"):
+            reads[label] = FP32.label
+        elif kind in ("fp16", "bf16"):
+            if kind not in modules:
+                modules[kind] = _cast_io(copy.deepcopy(flat), torch.float16 if kind == "fp16" else torch.bfloat16)
+            reads[label] = kind
+        else:
+            modules[label] = variant.model.module
+            reads[label] = label
+    return modules, reads
 
 
 def measure_latency(modules: dict[str, nn.Module], x: torch.Tensor, batch_sizes=(1, 256),
                     budget_s: float = 0.1, max_rounds: int = 40) -> dict[str, dict[int, float]]:
-    """Median ms per batch of every module, interleaved round by round so that all share the same machine state."""
+    """Median ms per batch of every module, interleaved round by round so that all share the same machine state.
+
+    Each module is warmed up once (first calls pay one-off costs: packing, allocation), then timed for at least 5
+    rounds and about `budget_s` per module; a module whose single call already exceeds the budget (half precision on a
+    CPU without half kernels takes seconds) is timed once per batch size, so it cannot hold the page up.
+    """
     result: dict[str, dict[int, float]] = {name: {} for name in modules}
-    for batch in batch_sizes:
-        reps = -(-batch // len(x))
-        xb = x.repeat((reps,) + (1,) * (x.ndim - 1))[:batch].contiguous()
-        times: dict[str, list[float]] = {name: [] for name in modules}
-        with torch.inference_mode():
-            for module in modules.values():
-                module(xb)  # warm-up: first calls pay one-off costs (packing, allocation)
+    with torch.inference_mode():
+        for module in modules.values():
+            module(x[:1])
+        for batch in batch_sizes:
+            reps = -(-batch // len(x))
+            xb = x.repeat((reps,) + (1,) * (x.ndim - 1))[:batch].contiguous()
+            times: dict[str, list[float]] = {name: [] for name in modules}
+            active = list(modules)
             start = time.perf_counter()
             rounds = 0
-            while rounds < 5 or (time.perf_counter() - start < budget_s * len(modules) and rounds < max_rounds):
-                for name, module in modules.items():
+            while active:
+                for name in active:
                     t0 = time.perf_counter()
-                    module(xb)
+                    modules[name](xb)
                     times[name].append(time.perf_counter() - t0)
                 rounds += 1
-        for name in modules:
-            result[name][batch] = float(np.median(times[name]) * 1000)
+                over_budget = time.perf_counter() - start >= budget_s * len(modules)
+                active = [name for name in active if rounds < max_rounds
+                          and not (over_budget and rounds >= (1 if times[name][0] >= budget_s else 5))]
+            for name in modules:
+                result[name][batch] = float(np.median(times[name]) * 1000)
     return result
 
 
@@ -603,15 +681,9 @@ def compare_variants(
     one run; explanation drift on `n_drift` rows or images (Grad-CAM for images, Shapley values for tables).
     """
     started = time.perf_counter()
-    if len(data) == 0:
-        raise XaiError("There is no data to compare the variants on.")
     specs = [FP32] + [s for s in (specs if specs is not None else default_specs(model)) if s != FP32]
     rng = np.random.default_rng(seed)
-    index = np.sort(rng.choice(len(data), size=min(len(data), max_rows), replace=False))
-    subset = data.subset(index) if isinstance(data, ImageSet) else TableSet(data.X.iloc[index], None if data.y is None
-                                                                            else data.y.iloc[index], data.target_name)
-    x = model_inputs(model, subset)
-    labels = subset.labels if isinstance(subset, ImageSet) else (None if subset.y is None else subset.y.to_numpy())
+    subset, x, labels = _compared_rows(model, data, max_rows, rng)
     task = model.info.task
     calibration = x[torch.from_numpy(rng.permutation(len(x))[:n_calibration])]
     steps = len(specs) + 2 + (1 if bits_curve else 0)
@@ -633,11 +705,13 @@ def compare_variants(
             if spec == FP32:
                 raise
             errors[spec.label] = str(exc)
-    outputs = {label: _probabilities(_outputs(v.model, x), task) for label, v in variants.items()}
+    outputs = {label: _probabilities(_outputs(v.answer_model, x), task) for label, v in variants.items()}
     reference = outputs[FP32.label]
     tick("timing every variant in one run")
-    example = torch.zeros((2, *model.info.input_shape))
-    latency = measure_latency({label: _timed_module(v, example) for label, v in variants.items()}, x, batch_sizes)
+    flat = _flat_fp32(model, torch.zeros((2, *model.info.input_shape)))
+    timed, reads = _timed_modules(variants, flat)
+    measured = measure_latency(timed, x, batch_sizes)
+    latency = {label: measured[reads[label]] for label in variants}
     tick("explaining with every variant")
     drift_reference, drift_values, drift_rows = _drift(model, subset, x, variants, background, n_drift, seed)
 
@@ -656,7 +730,7 @@ def compare_variants(
     curve = pd.DataFrame()
     if bits_curve:
         tick("bits curve")
-        curve = bits_curve_frame(model, x, labels, reference)
+        curve = bits_curve_frame(model, x, labels, reference, module=flat)
     score_name = None if labels is None else ("accuracy" if task == "classification" else "R²")
     return QuantizationComparison(
         model_name=model.info.name, task=task, score_name=score_name, n_rows=len(x), results=results,
@@ -667,10 +741,29 @@ def compare_variants(
     )
 
 
+def _compared_rows(model: LoadedModel, data: ImageSet | TableSet, max_rows: int, rng: np.random.Generator):
+    """Up to `max_rows` rows of `data` (a seeded sample, in order), the model's inputs for them, and their labels."""
+    if len(data) == 0:
+        raise XaiError("There is no data to compare the variants on.")
+    index = np.sort(rng.choice(len(data), size=min(len(data), max_rows), replace=False))
+    subset = data.subset(index) if isinstance(data, ImageSet) else TableSet(data.X.iloc[index], None if data.y is None
+                                                                            else data.y.iloc[index], data.target_name)
+    labels = subset.labels if isinstance(subset, ImageSet) else (None if subset.y is None else subset.y.to_numpy())
+    return subset, model_inputs(model, subset), labels
+
+
+def bits_curve(model: LoadedModel, data: ImageSet | TableSet, max_rows: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """The bits curve of `compare_variants`, on its own (the same rows for the same `max_rows` and `seed`)."""
+    _, x, labels = _compared_rows(model, data, max_rows, np.random.default_rng(seed))
+    return bits_curve_frame(model, x, labels, module=_flat_fp32(model, torch.zeros((2, *model.info.input_shape))))
+
+
 def bits_curve_frame(model: LoadedModel, x: torch.Tensor, labels: np.ndarray | None,
-                     reference: np.ndarray | None = None) -> pd.DataFrame:
-    """Score and agreement with fp32 for weight fake quantization at 8, 6, 4, 3, 2 bits, per channel and per tensor."""
+                     reference: np.ndarray | None = None, module: nn.Module | None = None) -> pd.DataFrame:
+    """Score and agreement with fp32 for weight fake quantization at 8, 6, 4, 3, 2 bits, per channel and per tensor.
+    `module`: the model's module in a form that runs faster (its flat graph), if there is one."""
     task = model.info.task
+    module = model.module if module is None else module
     if reference is None:
         reference = _probabilities(_outputs(model, x), task)
     rows = [{"bits": 32, "granularity": g, "score": _score(task, reference, labels),
@@ -678,9 +771,9 @@ def bits_curve_frame(model: LoadedModel, x: torch.Tensor, labels: np.ndarray | N
             for g in ("per-channel", "per-tensor")]
     for per_channel in (True, False):
         for bits in BITS:
-            module = _copy_with_weights(model.module, bits, per_channel, 0.0)
+            rounded = _copy_with_weights(module, bits, per_channel, 0.0)
             with torch.no_grad():
-                out = torch.cat([module(x[i : i + 256]).reshape(len(x[i : i + 256]), -1) for i in range(0, len(x), 256)])
+                out = torch.cat([rounded(x[i : i + 256]).reshape(len(x[i : i + 256]), -1) for i in range(0, len(x), 256)])
             out = _probabilities(out.float().numpy(), task)
             rows.append({"bits": bits, "granularity": "per-channel" if per_channel else "per-tensor",
                          "score": _score(task, out, labels),
@@ -744,7 +837,7 @@ def _drift(model, data, x, variants: dict[str, Variant], background, n: int, see
     for label, variant in variants.items():
         if variant.spec == FP32:
             continue
-        phi = shapley_values(model_output_fn(variant.model), X, background=bg, seed=seed).values[rows_idx, :, explained]
+        phi = shapley_values(model_output_fn(variant.answer_model), X, background=bg, seed=seed).values[rows_idx, :, explained]
         values[label] = phi
         rows[label] = {"metrics": {"SHAP rank correlation": _mean_pairs(rank_correlation, ref_values, phi),
                                    f"SHAP top-{k} feature overlap": _mean_pairs(lambda a, b: top_k_overlap(np.abs(a), np.abs(b), k), ref_values, phi)},
