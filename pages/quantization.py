@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from xai_core.datasets import ImageSet
-from xai_core.quantization import BITS, VariantSpec, compare_variants, default_specs
+from xai_core.quantization import (BITS, VariantSpec, bits_curve, compare_variants, default_batch_sizes,
+                                   default_specs)
 from xai_core.viz.quantization import (bits_curve_figure, drift_image_figure, drift_summary_figure, drift_tabular_figure,
                                        tradeoff_figure)
 from ui import state
@@ -30,9 +31,15 @@ def cached_comparison(model_sha: str, data_key: str, specs: tuple[VariantSpec, .
         bar.progress(done / total, text=f"step {done}/{total}: {message}")
 
     result = compare_variants(_model, _data, list(specs), background=_background, batch_sizes=batch_sizes,
-                              progress=progress)
+                              bits_curve=False, progress=progress)
     bar.empty()
     return result
+
+
+@st.cache_data(max_entries=16, show_spinner="Rounding the weights to 8, 6, 4, 3 and 2 bits…")
+def cached_bits_curve(model_sha: str, data_key: str, _model, _data):
+    """Computed after the comparison is on screen, so the main answer does not wait for it."""
+    return bits_curve(_model, _data)
 
 
 def controls(model) -> tuple[tuple[VariantSpec, ...], tuple[int, ...]]:
@@ -45,7 +52,7 @@ def controls(model) -> tuple[tuple[VariantSpec, ...], tuple[int, ...]]:
     sparsity = c[1].slider("Magnitude pruning", 0, 90, 0, 10, format="%d%%", key="q_sparsity",
                            help="Share of the smallest weights of every conv/linear layer set to zero before "
                                 "quantizing. Adds 'fp32 + pruned' so pruning alone can be compared.") / 100
-    large = 256 if model.info.input_kind == "tabular" else 64
+    large = default_batch_sizes(model)[1]
     batch = c[2].selectbox("Large batch for timing", [32, 64, 128, 256, 512], index=[32, 64, 128, 256, 512].index(large),
                            key="q_batch", help="Latency is measured at batch 1 and at this batch, every variant "
                                                "interleaved with fp32 in the same run.")
@@ -76,9 +83,16 @@ def speed_verdict(comparison) -> None:
         elif any(s < 1.1 for s in r.speedup.values()):
             st.info(f"**{r.label} is faster only at larger batches** ({times}): for a single input the fixed costs of "
                     "quantizing activations and calling int8 kernels cancel the arithmetic saved.", icon="ℹ️")
+    half = [r for r in comparison.results if r.spec.kind in ("fp16", "bf16") and all(s < 0.9 for s in r.speedup.values())]
+    if half:
+        times = "; ".join(f"{r.label} " + ", ".join(f"{s:.2f}× at batch {b}" for b, s in r.speedup.items()) for r in half)
+        st.warning(f"**Half precision is slower than fp32 on this CPU** ({times}). Without native half-precision "
+                   "kernels (AVX-512 FP16/BF16, AMX) every half operation is converted to float32 and back. fp16/bf16 "
+                   "halve the stored size here, not the time.", icon="🐢")
     if any(r.spec.kind == "weights" for r in comparison.results):
         st.caption("wN variants round the weights and compute in float: their accuracy and drift are those of an "
-                   "N-bit model, their size is the packed size, but their time is fp32's (no low-bit kernels run). "
+                   "N-bit model, their size is the packed size, but they run fp32's kernels, so their time is fp32's "
+                   "(not timed separately). "
                    f"fp32 takes {base.latency_ms[1]:.2f} ms for one input here.")
 
 
@@ -95,7 +109,7 @@ def show(selection: state.Selection) -> None:
 
     card("Trade-offs", f"Each variant against fp32 on the same {comparison.n_rows} "
                        f"{'images' if isinstance(data, ImageSet) else 'rows'}, timed in the same run "
-                       f"({comparison.settings['threads']} CPU threads, {comparison.seconds:.1f} s for the whole comparison).")
+                       f"({comparison.settings['threads']} CPU threads; the comparison took {comparison.seconds:.1f} s).")
     figure(tradeoff_figure(comparison), "Left: quality, higher is better. Middle: how many times smaller the stored "
            "weights are (serialized size; wN variants: packed size). Right: fp32 time / variant time, above the "
            "dashed line is faster.", key="q_tradeoff", download_name="quantization_tradeoffs")
@@ -116,10 +130,11 @@ def show(selection: state.Selection) -> None:
     left, right = st.columns([3, 2], gap="large")
     with left:
         card("Bits curve", "Weight-only quantization from 8 down to 2 bits: where does the model break?")
-        figure(bits_curve_figure(comparison.bits_curve, comparison.score_name, comparison.task),
+        curve = cached_bits_curve(model.sha256, selection.data_key, model, data)
+        figure(bits_curve_figure(curve, comparison.score_name, comparison.task),
                "Solid: score against the labels; dotted: agreement with fp32. Per channel keeps one scale per output "
                "channel, per tensor one for the whole layer.", key="q_bits", download_name="bits_curve")
-        table_download(comparison.bits_curve, "bits_curve", "⬇ bits curve (CSV)")
+        table_download(curve, "bits_curve", "⬇ bits curve (CSV)")
     with right:
         card("Explanation drift", "Does the quantized model look at the same evidence as fp32?")
         if comparison.drift_variants:
