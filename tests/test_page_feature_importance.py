@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 
 def run_page(**state) -> AppTest:
-    return open_page("pages/feature_importance.py", **state)
+    return open_page("views/feature_importance.py", **state)
 
 
 @pytest.mark.parametrize("key", ["wine", "breast_cancer", "diabetes"])

@@ -7,7 +7,7 @@ from tests.apptest import error_messages, open_page
 
 
 def run_page(**state) -> AppTest:
-    return open_page("pages/image_explanations.py", **state)
+    return open_page("views/image_explanations.py", **state)
 
 
 @pytest.mark.parametrize("key", ["shapes", "digits"])

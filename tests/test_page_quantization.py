@@ -12,7 +12,7 @@ from tests.apptest import error_messages, open_page, upload_state
 
 
 def run_page(**state) -> AppTest:
-    return open_page("pages/quantization.py", **state)
+    return open_page("views/quantization.py", **state)
 
 
 def table(at: AppTest):

@@ -7,7 +7,7 @@ from tests.apptest import error_messages, open_page
 
 
 def run_page(**state) -> AppTest:
-    return open_page("pages/surrogate_tree.py", **state)
+    return open_page("views/surrogate_tree.py", **state)
 
 
 @pytest.mark.parametrize("key, minimum", [("breast_cancer", 0.9), ("wine", 0.85), ("diabetes", 0.6)])

@@ -25,7 +25,7 @@ def test_explaining_leaves_the_cached_model_unchanged():
     from ui.state import cached_demo_model
 
     at = run_app(demo_key="shapes")
-    at.switch_page("pages/image_explanations.py")
+    at.switch_page("views/image_explanations.py")
     model = cached_demo_model("shapes")
     before = {k: v.clone() for k, v in model.module.state_dict().items()}
     at.run()
