@@ -323,6 +323,7 @@ def test_image_comparison_reports_every_number(demo):
     fp32, fp16, w2, int8 = comparison.results
     assert fp32.agreement == 1.0 and fp32.divergence == 0.0 and fp32.speedup == {1: 1.0, 16: 1.0}
     assert fp16.agreement >= 0.99 and fp16.drift["Grad-CAM rank correlation"] > 0.98
+    assert fp16.drift_method == "Grad-CAM on its float32 emulation" and w2.drift_method == "Grad-CAM"
     assert w2.agreement < fp16.agreement  # 2 bits per tensor breaks this model
     assert w2.drift["Grad-CAM rank correlation"] < fp16.drift["Grad-CAM rank correlation"]
     assert "twin" in int8.drift_method and "occlusion" in int8.drift_method

@@ -812,7 +812,8 @@ def _drift(model, data, x, variants: dict[str, Variant], background, n: int, see
             values[label] = maps
             metrics = {"Grad-CAM rank correlation": _mean_pairs(rank_correlation, base.maps, maps),
                        "Grad-CAM top-10% pixel overlap": _mean_pairs(lambda a, b: top_k_overlap(a, b, 0.1), base.maps, maps)}
-            method = "Grad-CAM" if variant.twin is None else "Grad-CAM on the fake-quant twin"
+            method = ("Grad-CAM on the fake-quant twin" if variant.twin is not None else
+                      "Grad-CAM on its float32 emulation" if variant.emulated is not None else "Grad-CAM")
             if variant.twin is not None:
                 if occlusion_base is None:
                     occlusion_base = explain_batch(model, images, "occlusion", targets=targets, **occlusion).maps
@@ -841,7 +842,8 @@ def _drift(model, data, x, variants: dict[str, Variant], background, n: int, see
         values[label] = phi
         rows[label] = {"metrics": {"SHAP rank correlation": _mean_pairs(rank_correlation, ref_values, phi),
                                    f"SHAP top-{k} feature overlap": _mean_pairs(lambda a, b: top_k_overlap(np.abs(a), np.abs(b), k), ref_values, phi)},
-                       "method": base.method + (" on the real int8 model" if variant.spec.real_int8 else "")}
+                       "method": base.method + (" on the real int8 model" if variant.spec.real_int8 else
+                                                " on its float32 emulation" if variant.emulated is not None else "")}
     return reference, values, rows
 
 
