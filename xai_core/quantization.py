@@ -467,7 +467,9 @@ def build_variant(model: LoadedModel, spec: VariantSpec, calibration: torch.Tens
         notes.append(f"Every weight and activation in {spec.kind}; inputs cast in, outputs cast back to float32. Speed "
                      f"is the real {spec.kind} model's; answers and explanations come from its float32 emulation (every "
                      f"weight, input and layer output rounded to {spec.kind}), which matches it to within one rounding "
-                     "step and runs fast on CPUs without half-precision kernels.")
+                     "step and runs fast on CPUs without half-precision kernels."
+                     + (" TorchScript hides its layers, so there only the weights, the input and the output are "
+                        "rounded." if model.format == "torchscript" else ""))
     elif spec.kind == "weights":
         module = base
         size, basis = packed_size(module, spec.bits, spec.per_channel, spec.sparsity), "packed"
