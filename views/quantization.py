@@ -63,13 +63,17 @@ def controls(model) -> tuple[tuple[VariantSpec, ...], tuple[int, ...]]:
     return tuple(specs), (1, int(batch))
 
 
+def _speeds(result) -> str:
+    return ", ".join(f"{s:.2f}× at batch {b}" for b, s in result.speedup.items())
+
+
 def speed_verdict(comparison) -> None:
-    """Say plainly where real int8 does not make this model faster, and why."""
+    """Say plainly where real int8 or half precision does not make this model faster, and why."""
     base = comparison.results[0]
     for r in comparison.results:
         if not r.spec.real_int8:
             continue
-        times = ", ".join(f"{s:.2f}× at batch {b}" for b, s in r.speedup.items())
+        times = _speeds(r)
         if all(s < 0.9 for s in r.speedup.values()):
             st.warning(f"**{r.label} is slower than fp32 on this model** ({times}). At this size the fixed costs — "
                        "quantizing activations, packing, calling int8 kernels — outweigh the arithmetic saved. "
@@ -85,7 +89,7 @@ def speed_verdict(comparison) -> None:
                     "quantizing activations and calling int8 kernels cancel the arithmetic saved.", icon="ℹ️")
     half = [r for r in comparison.results if r.spec.kind in ("fp16", "bf16") and all(s < 0.9 for s in r.speedup.values())]
     if half:
-        times = "; ".join(f"{r.label} " + ", ".join(f"{s:.2f}× at batch {b}" for b, s in r.speedup.items()) for r in half)
+        times = "; ".join(f"{r.label} {_speeds(r)}" for r in half)
         st.warning(f"**Half precision is slower than fp32 on this CPU** ({times}). Without native half-precision "
                    "kernels (AVX-512 FP16/BF16, AMX) every half operation is converted to float32 and back. fp16/bf16 "
                    "halve the stored size here, not the time.", icon="🐢")

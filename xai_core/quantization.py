@@ -207,8 +207,14 @@ def _cast_io(module: nn.Module, dtype: torch.dtype) -> nn.Module:
     def forward(self, x, *args, **kwargs):
         return base.forward(self, x.to(dtype), *args, **kwargs).float()
 
-    cast.__class__ = type(base.__name__, (base,), {"forward": forward, "__module__": base.__module__})
-    return cast
+    return _with_forward(cast, forward)
+
+
+def _with_forward(module: nn.Module, forward) -> nn.Module:
+    """`module` with `forward` in place of its class's (a subclass of the same name: layer names and hooks unchanged)."""
+    base = type(module)
+    module.__class__ = type(base.__name__, (base,), {"forward": forward, "__module__": base.__module__})
+    return module
 
 
 def _round_to(value, dtype: torch.dtype):
@@ -233,7 +239,7 @@ def emulate_half(module: nn.Module, dtype: torch.dtype) -> nn.Module:
                 args = tuple(_round_to(a, dtype) for a in args)
             return _round_to(_base.forward(self, *args, **kwargs), dtype)
 
-        sub.__class__ = type(base.__name__, (base,), {"forward": forward, "__module__": base.__module__})
+        _with_forward(sub, forward)
     return clone.eval()
 
 
@@ -571,21 +577,6 @@ class QuantizationComparison:
         return pd.DataFrame(rows)
 
 
-def _outputs(model: LoadedModel, x: torch.Tensor) -> np.ndarray:
-    return model.forward_batched(x, batch_size=256).float().numpy()
-
-
-def _probabilities(logits: np.ndarray, task: str) -> np.ndarray:
-    if task != "classification":
-        return logits
-    if logits.shape[1] == 1:
-        p = 1 / (1 + np.exp(-logits))
-        return np.concatenate([1 - p, p], axis=1)
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def _score(task: str, out: np.ndarray, labels: np.ndarray | None) -> float | None:
     if labels is None:
         return None
@@ -707,7 +698,7 @@ def compare_variants(
             if spec == FP32:
                 raise
             errors[spec.label] = str(exc)
-    outputs = {label: _probabilities(_outputs(v.answer_model, x), task) for label, v in variants.items()}
+    outputs = {label: v.answer_model.predict_proba(x) for label, v in variants.items()}
     reference = outputs[FP32.label]
     tick("timing every variant in one run")
     flat = _flat_fp32(model, torch.zeros((2, *model.info.input_shape)))
@@ -767,16 +758,14 @@ def bits_curve_frame(model: LoadedModel, x: torch.Tensor, labels: np.ndarray | N
     task = model.info.task
     module = model.module if module is None else module
     if reference is None:
-        reference = _probabilities(_outputs(model, x), task)
+        reference = model.predict_proba(x)
     rows = [{"bits": 32, "granularity": g, "score": _score(task, reference, labels),
              "agreement": 1.0 if task == "classification" else None, "divergence": 0.0}
             for g in ("per-channel", "per-tensor")]
     for per_channel in (True, False):
         for bits in BITS:
-            rounded = _copy_with_weights(module, bits, per_channel, 0.0)
-            with torch.no_grad():
-                out = torch.cat([rounded(x[i : i + 256]).reshape(len(x[i : i + 256]), -1) for i in range(0, len(x), 256)])
-            out = _probabilities(out.float().numpy(), task)
+            rounded = dataclasses.replace(model, module=_copy_with_weights(module, bits, per_channel, 0.0))
+            out = rounded.predict_proba(x)
             rows.append({"bits": bits, "granularity": "per-channel" if per_channel else "per-tensor",
                          "score": _score(task, out, labels),
                          "agreement": float((out.argmax(1) == reference.argmax(1)).mean()) if task == "classification" else None,
