@@ -130,8 +130,8 @@ def test_positional_columns_when_no_names_match():
 @pytest.mark.parametrize("text, message", [
     ("a,b\n1,2\n", r"needs 3 features.*Missing: \['c'\]"),
     ("a,b,c\n1,x,3\n2,y,4\n", r"'b' has non-numeric values \['x', 'y'\] \(rows \[1, 2\]\)"),
-    ("a,b,c\n1,,3\n", "missing or infinite"),
-    ("a,b,c\n1,inf,3\n", "missing or infinite"),
+    ("a,b,c\n1,,3\n", r"missing \(NaN\) or infinite values: {.b.: 1} \(rows \[1\]"),
+    ("a,b,c\n1,inf,3\n", r"or infinite values: {.b.: 1}"),
     ("a|b|c\n1|2|3\n", None),
     ("a,a,b,c\n1,2,3,4\n", "duplicate column names"),
     ("a,b,c\n1,2,3,4,5\n", "line 2 has 5 fields but the header has 3"),
@@ -152,7 +152,7 @@ def test_wrong_delimiter_gets_a_hint():
 
 
 def test_unknown_target_labels():
-    with pytest.raises(XaiError, match=r"\['maybe'\] are not classes"):
+    with pytest.raises(XaiError, match=r"\['maybe'\] are neither classes"):
         prepare_table(read_table(csv_bytes("a,b,c,target\n1,2,3,maybe\n"), "t.csv"), TABLE_MODEL)
 
 

@@ -12,6 +12,7 @@ from xai_core import XaiError
 from xai_core.attribution.image import METHODS, default_layer, explain_batch, spatial_layers
 from xai_core.loading import load_model
 from xai_core.metrics import faithfulness_curves, localisation, sanity_check
+from xai_core.datasets import images_to_tensor
 
 SIZE = 32
 REGION = (slice(8, 20), slice(14, 26))  # rows, columns: the only pixels the region model looks at
@@ -153,14 +154,42 @@ def test_a_model_that_raises_leaves_no_hooks(images):
     explain_batch(model, images[:1], "grad_cam", layer="conv")  # works, and leaves a pooled copy
     from xai_core.attribution import image as image_module
 
-    for copy_ in image_module._POOL._free[(model.sha256, id(module))]:
+    for copy_, _hooks in image_module._POOL._free[(model.sha256, id(module))]:
         copy_.armed = True
     with pytest.raises(RuntimeError, match="boom"):
         explain_batch(model, images[:1], "grad_cam", layer="conv")
     for pool in image_module._POOL._free.values():
-        for copy_ in pool:
+        for copy_, _hooks in pool:
             assert all(not s._forward_hooks and not s._backward_hooks for s in copy_.modules())
     assert all(not s._forward_hooks and not s._backward_hooks for s in module.modules())
+
+
+def test_a_models_own_hooks_survive_explaining_and_only_those(images):
+    """A pooled copy goes back with the hooks the model came with (here one that doubles the conv output), no more."""
+    from xai_core.attribution import image as image_module
+    from xai_core.model import LoadedModel, ModelInfo
+    from xai_core.torch_internals import hook_count
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.head = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.head(self.conv(x).relu().mean(dim=(2, 3)))
+
+    module = Net().eval()
+    module.conv.register_forward_hook(lambda _m, _i, out: out * 2)
+    model = LoadedModel(module, ModelInfo(input_shape=(3, SIZE, SIZE), class_names=("x", "y"), mean=(0.5,) * 3,
+                                          std=(0.25,) * 3), "state_dict", "own-hooks", 0)
+    first = explain_batch(model, images[:2], "grad_cam", layer="conv").probabilities
+    second = explain_batch(model, images[:2], "grad_cam", layer="conv").probabilities
+    expected = model.predict_proba(images_to_tensor(images[:2], model.info))
+    np.testing.assert_allclose(first, expected, atol=1e-6)
+    np.testing.assert_allclose(second, expected, atol=1e-6)  # the reused copy still doubles the conv output
+    (pooled, _hooks), = image_module._POOL._free[(model.sha256, id(module))]
+    assert hook_count(pooled) == 1 and hook_count(module) == 1
 
 
 def test_eight_threads_get_the_same_maps_as_one_at_a_time(region_model, images):

@@ -305,7 +305,8 @@ def test_nan_in_rows_raises(linear_setup):
     _, data, f = linear_setup
     X = data.iloc[:3].copy()
     X.iloc[1, 2] = np.nan
-    with pytest.raises(XaiError, match="NaN"):
+    column = X.columns[2]
+    with pytest.raises(XaiError, match=rf"NaN\) or infinite values: \{{'{column}': 1\}} \(rows \[2\]"):
         shapley_values(f, X, make_background(data))
 
 

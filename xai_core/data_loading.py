@@ -16,6 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from xai_core.datasets import ImageSet, TableSet
 from xai_core.errors import XaiError
 from xai_core.model import ModelInfo
+from xai_core.validation import check_table, class_indices
 
 MAX_IMAGE_PIXELS = 40_000_000  # per image, checked from the header before decoding
 MAX_IMAGES = 2_000
@@ -181,13 +182,8 @@ def _labels_from_folders(folders: list[str | None], info: ModelInfo, notes: list
     if any(f is None for f in folders):
         notes.append("Some images were not in a class folder, so no image is labelled.")
         return None
-    index = {c: i for i, c in enumerate(info.class_names)}
-    by_number = all(f.isdigit() and int(f) < len(info.class_names) for f in set(folders))
-    unknown = sorted({f for f in folders if f not in index} - ({f for f in folders} if by_number else set()))
-    if unknown:
-        raise XaiError(f"Folder name(s) {unknown[:5]} are not classes of this model. Name the folders after its classes "
-                       f"({', '.join(info.class_names[:10])}) or their indices 0…{len(info.class_names) - 1}.")
-    return np.array([index[f] if f in index else int(f) for f in folders], dtype=np.int64)
+    return class_indices(folders, info.class_names, "Folder name(s)",
+                         " Name the class folders after the model's classes or their indices.")
 
 
 # ---------------------------------------------------------------------------------------- tables
@@ -312,11 +308,7 @@ def _numeric_features(X: pd.DataFrame) -> pd.DataFrame:
     if problems:
         raise XaiError("The model takes numbers only: " + "; ".join(problems[:5]) + ". Encode or remove them.")
     X = pd.DataFrame(out)
-    finite = np.isfinite(X.to_numpy())
-    if not finite.all():
-        counts = {c: int((~finite[:, i]).sum()) for i, c in enumerate(X.columns) if (~finite[:, i]).any()}
-        rows = [int(r) + 1 for r in np.flatnonzero(~finite.all(axis=1))[:5]]
-        raise XaiError(f"The table has missing or infinite values: {counts} (rows {rows}…). Fill or drop those rows first.")
+    check_table(X, "feature columns")
     return X
 
 
@@ -326,16 +318,8 @@ def _prepare_target(y: pd.Series, info: ModelInfo) -> pd.Series:
         if values.isna().any():
             raise XaiError(f"The target column '{y.name}' must be numeric for a regression model, and complete.")
         return values.astype(np.float64)
-    names = {c: i for i, c in enumerate(info.class_names)}
-    as_text = y.astype(str).str.strip()
-    if as_text.isin(names).all():
-        return as_text.map(names).astype(np.int64)
-    numeric = pd.to_numeric(y, errors="coerce")
-    if numeric.notna().all() and (numeric % 1 == 0).all() and numeric.between(0, len(names) - 1).all():
-        return numeric.astype(np.int64)
-    unknown = sorted(set(as_text) - set(names))[:5]
-    raise XaiError(f"Target values {unknown} are not classes of this model ({list(info.class_names)}) nor indices "
-                   f"0…{len(names) - 1}. Pick the right target column, or none.")
+    return pd.Series(class_indices(y, info.class_names, f"Target values in '{y.name}'",
+                                   " Pick the label column in Target column, or (none)."), name=y.name)
 
 
 def _dedupe(notes: list[str]) -> list[str]:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from xai_core import scoring
 from xai_core.datasets import ImageSet, TableSet, images_to_tensor
 from xai_core.model import LoadedModel
 
@@ -40,34 +41,27 @@ def model_inputs(model: LoadedModel, data: ImageSet | TableSet) -> torch.Tensor:
 def evaluate(model: LoadedModel, data: ImageSet | TableSet, n_bootstrap: int = 1000, seed: int = 0) -> Evaluation:
     """Run the model over the data; score it against the labels when there are labels."""
     proba = model.predict_proba(model_inputs(model, data))
-    labels = data.labels if isinstance(data, ImageSet) else (None if data.y is None else data.y.to_numpy())
+    labels = data_labels(data)
     info = model.info
-    rng = np.random.default_rng(seed)
-    if info.task == "classification":
-        pred = proba.argmax(axis=1)
-        result = Evaluation("classification", len(pred), pred, proba, labels, class_names=info.class_names)
-        if labels is not None:
-            correct = (pred == labels).astype(float)
-            result.score, result.score_name = float(correct.mean()), "accuracy"
-            boots = [correct[rng.integers(0, len(correct), len(correct))].mean() for _ in range(n_bootstrap)]
-            result.score_interval = (float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5)))
-            k = len(info.class_names)
-            result.confusion = np.bincount(labels * k + pred, minlength=k * k).reshape(k, k)
+    pred = scoring.predictions(info.task, proba)
+    result = Evaluation(info.task, len(pred), pred, proba, labels,
+                        class_names=info.class_names if info.task == "classification" else ())
+    if labels is None:
         return result
-    pred = proba[:, 0]
-    result = Evaluation("regression", len(pred), pred, proba, labels)
-    if labels is not None:
-        result.score, result.score_name = r2_score(labels, pred), "R²"
-        idx = [rng.integers(0, len(pred), len(pred)) for _ in range(n_bootstrap)]
-        boots = [r2_score(labels[i], pred[i]) for i in idx]
-        result.score_interval = (float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5)))
+    result.score_name = scoring.score_name(info.task)
+    result.score, result.score_interval = scoring.score_with_interval(info.task, pred, labels, n_bootstrap, seed)
+    if info.task == "classification":
+        result.confusion = scoring.confusion_matrix(labels, pred, len(info.class_names))
+    else:
         result.extra["mae"] = float(np.abs(labels - pred).mean())
     return result
 
 
-def r2_score(y: np.ndarray, pred: np.ndarray) -> float:
-    total = float(((y - y.mean()) ** 2).sum())
-    return float("nan") if total == 0 else 1.0 - float(((y - pred) ** 2).sum()) / total
+def data_labels(data: ImageSet | TableSet) -> np.ndarray | None:
+    """The labels of a dataset as an array (class indices or target values), or None when unlabelled."""
+    if isinstance(data, ImageSet):
+        return data.labels
+    return None if data.y is None else data.y.to_numpy()
 
 
 @dataclass

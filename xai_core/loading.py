@@ -13,7 +13,6 @@ Formats, by what the bytes are (not the file name):
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -21,7 +20,6 @@ import logging
 import pickle
 import re
 import struct
-import threading
 import warnings
 import zipfile
 from typing import Any
@@ -30,6 +28,7 @@ import torch
 from torch import nn
 
 from xai_core.errors import XaiError
+from xai_core.torch_internals import EXPORT_LOCK, weights_only_unpickling
 from xai_core.model import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelInfo, class_names_or_default
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,6 @@ _SAFE_EXPR_NAMES = {
     "Identity", "sqrt",
 }
 _SYMBOL_NAME = re.compile(r"^[a-z]{1,3}\d+$")
-_export_load_lock = threading.Lock()
 
 
 # ---------------------------------------------------------------------------------------- public API
@@ -233,7 +231,7 @@ def _short(exc: Exception) -> str:
 def _load_export(data: bytes) -> tuple[nn.Module, dict]:
     archive = zipfile.ZipFile(io.BytesIO(data))
     _check_export_archive(archive)
-    with _export_load_lock, _weights_only_unpickling():
+    with EXPORT_LOCK, weights_only_unpickling(f"This .pt2 archive contains a pickled Python object; refused. {EXPORT_HOWTO}"):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -257,7 +255,8 @@ def _load_export(data: bytes) -> tuple[nn.Module, dict]:
         if len(static) == 3 and static[0] == 1:
             inferred["mean"], inferred["std"] = (0.5,), (0.5,)
     inferred["layer_types"] = _export_layer_types(program)
-    module = torch.export.unflatten(program)
+    with EXPORT_LOCK:
+        module = torch.export.unflatten(program)
     _drop_fake_tensor_meta(module)
     return module, inferred
 
@@ -350,38 +349,6 @@ def _is_safe_expr(expr: str) -> bool:
         if name != "SYM" and name not in _SAFE_EXPR_NAMES and not _SYMBOL_NAME.match(name):
             return False
     return True
-
-
-@contextlib.contextmanager
-def _weights_only_unpickling():
-    """While torch.export.load runs, every torch.load is weights_only and raw pickle is refused."""
-    from torch.export.pt2_archive import _package
-
-    original_load = torch.load
-    original_pickle = _package.pickle
-    original_pickle_load_obj = torch._C._pickle_load_obj
-
-    def strict_load(*args, **kwargs):
-        kwargs["weights_only"] = True
-        return original_load(*args, **kwargs)
-
-    def refuse(*_args, **_kwargs):
-        raise XaiError(f"This .pt2 archive contains a pickled Python object; refused. {EXPORT_HOWTO}")
-
-    class _NoPickle:
-        loads = staticmethod(refuse)
-        load = staticmethod(refuse)
-        UnpicklingError = pickle.UnpicklingError
-
-    torch.load = strict_load
-    _package.pickle = _NoPickle
-    torch._C._pickle_load_obj = refuse
-    try:
-        yield
-    finally:
-        torch.load = original_load
-        _package.pickle = original_pickle
-        torch._C._pickle_load_obj = original_pickle_load_obj
 
 
 # ---------------------------------------------------------------------------------------- TorchScript

@@ -14,6 +14,7 @@ from xai_core.errors import XaiError
 
 Task = Literal["classification", "regression"]
 InputKind = Literal["image", "tabular"]
+OutputSpace = Literal["probability", "logit"]
 ModelFormat = Literal["export", "state_dict", "torchscript", "pickle"]
 
 # ImageNet statistics: the normalisation torchvision's architectures are trained with.
@@ -121,22 +122,19 @@ class LoadedModel:
         return sum(p.numel() for p in self.module.parameters())
 
     def forward_batched(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """Run the model on `x` in batches under no_grad and return the raw outputs (logits)."""
+        """Run the model on `x` in batches under no_grad and return the raw outputs (logits), shape (n, k)."""
         outs = []
         with torch.no_grad():
             for start in range(0, len(x), batch_size):
-                outs.append(self.module(x[start : start + batch_size]).detach())
+                out = self.module(x[start : start + batch_size]).detach()
+                outs.append(out.reshape(len(out), -1).float())
         if not outs:
             return torch.empty((0, self.info.n_outputs))
-        out = torch.cat(outs)
-        return out.reshape(len(out), -1)
+        return torch.cat(outs)
 
-    def predict_proba(self, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities (classification) or predictions with shape (n, 1) (regression)."""
-        out = self.forward_batched(x, batch_size)
-        if self.info.task == "classification":
-            return torch.softmax(out, dim=1).numpy()
-        return out.numpy()
+    def predict_proba(self, x: torch.Tensor, batch_size: int = 256, space: OutputSpace = "probability") -> np.ndarray:
+        """Class probabilities (or logits, `space="logit"`) for classifiers; predictions (n, 1) for regression."""
+        return output_scores(self.forward_batched(x, batch_size), self.info.task, space).numpy()
 
     def predict(self, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
         """Predicted class index (classification) or predicted value (regression), shape (n,)."""
@@ -144,6 +142,23 @@ class LoadedModel:
         if self.info.task == "classification":
             return proba.argmax(axis=1)
         return proba[:, 0]
+
+
+def output_scores(raw: torch.Tensor, task: str, space: OutputSpace = "probability") -> torch.Tensor:
+    """The one place raw model outputs become what is explained and scored: (n, ...) → (n, k).
+
+    Classification, space "probability": softmax over the classes (a single logit is a binary sigmoid classifier:
+    [1 − p, p]); space "logit": the raw scores. Regression: the raw prediction whatever the space. Differentiable.
+    """
+    if space not in ("probability", "logit"):
+        raise XaiError(f"The output space must be 'probability' or 'logit', not {space!r}.")
+    out = raw.reshape(raw.shape[0], -1)
+    if task != "classification" or space == "logit":
+        return out
+    if out.shape[1] == 1:
+        p = torch.sigmoid(out)
+        return torch.cat([1 - p, p], dim=1)
+    return torch.softmax(out, dim=1)
 
 
 def class_names_or_default(names: Sequence[str], n: int) -> tuple[str, ...]:

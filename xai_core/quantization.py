@@ -22,15 +22,11 @@ Variants are always built on copies: the cached float model is never changed.
 
 from __future__ import annotations
 
-import builtins
-import contextlib
 import copy
 import dataclasses
-import functools
 import io
 import logging
 import operator
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -43,8 +39,10 @@ from torch import nn
 
 from xai_core.datasets import ImageSet, TableSet
 from xai_core.errors import XaiError
-from xai_core.evaluation import model_inputs, r2_score
+from xai_core import scoring
+from xai_core.evaluation import model_inputs
 from xai_core.model import LoadedModel
+from xai_core.torch_internals import ensure_subsystems, tracing_confined_to_this_thread
 
 log = logging.getLogger(__name__)
 ProgressFn = Callable[[int, int, str], None]
@@ -273,7 +271,7 @@ def lift_to_modules(module: nn.Module, example: torch.Tensor) -> torch.fx.GraphM
     in float between dequantize and quantize). The result computes exactly what `module` does.
     """
     try:
-        with warnings.catch_warnings(), _tracing_confined_to_this_thread():  # export is not thread-safe either
+        with warnings.catch_warnings(), tracing_confined_to_this_thread():  # export is not thread-safe either
             warnings.simplefilter("ignore")
             program = torch.export.export(copy.deepcopy(module).eval(), (example,), strict=False)
     except Exception as exc:
@@ -370,46 +368,8 @@ def lift_to_modules(module: nn.Module, example: torch.Tensor) -> torch.fx.GraphM
     return lifted.eval()
 
 
-_TRACING_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _tracing_confined_to_this_thread():
-    """FX symbolic tracing (inside prepare_fx / convert_fx) patches `nn.Module.__call__`, `__getattr__` and some
-    functions for the whole process while it runs, so a forward pass in another browser session at that moment would
-    be traced too and fail ("module is not installed as a submodule"). While this is held, each patch FX makes acts
-    only in the thread that made it; every other thread gets the original. One tracing at a time."""
-    from torch.fx import _symbolic_trace as fx_trace
-
-    def confined(new_fn, original):
-        owner = threading.get_ident()
-
-        def guarded(*args, **kwargs):
-            if threading.get_ident() == owner:
-                return new_fn(*args, **kwargs)
-            return original(*args, **kwargs)
-
-        functools.update_wrapper(guarded, new_fn)
-        return guarded
-
-    patch, patch_method = fx_trace._Patcher.patch, fx_trace._Patcher.patch_method
-
-    def confined_patch(self, frame_dict, name, new_fn, deduplicate=True):
-        original = frame_dict[name] if name in frame_dict else getattr(builtins, name, None)
-        return patch(self, frame_dict, name, confined(new_fn, original), deduplicate)
-
-    def confined_patch_method(self, cls, name, new_fn, deduplicate=True):
-        return patch_method(self, cls, name, confined(new_fn, getattr(cls, name)), deduplicate)
-
-    with _TRACING_LOCK:
-        fx_trace._Patcher.patch, fx_trace._Patcher.patch_method = confined_patch, confined_patch_method
-        try:
-            yield
-        finally:
-            fx_trace._Patcher.patch, fx_trace._Patcher.patch_method = patch, patch_method
-
-
 def _quantize_dynamic(lifted: nn.Module) -> nn.Module:
+    ensure_subsystems()
     from torch.ao.quantization import quantize_dynamic
 
     with warnings.catch_warnings():
@@ -418,13 +378,14 @@ def _quantize_dynamic(lifted: nn.Module) -> nn.Module:
 
 
 def _quantize_static(lifted: nn.Module, calibration: torch.Tensor, example: torch.Tensor) -> nn.Module:
+    ensure_subsystems()
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_DEPRECATION)
         try:
-            with _tracing_confined_to_this_thread():
+            with tracing_confined_to_this_thread():
                 prepared = prepare_fx(lifted, get_default_qconfig_mapping("x86"), (example,))
         except Exception as exc:
             raise XaiError(f"Static int8 could not prepare this model: {_blocking_layer(exc)}") from None
@@ -432,7 +393,7 @@ def _quantize_static(lifted: nn.Module, calibration: torch.Tensor, example: torc
             for start in range(0, len(calibration), 64):
                 prepared(calibration[start : start + 64])
         try:
-            with _tracing_confined_to_this_thread():
+            with tracing_confined_to_this_thread():
                 return convert_fx(prepared)
         except Exception as exc:
             raise XaiError(f"Static int8 could not convert this model: {_blocking_layer(exc)}") from None
@@ -578,11 +539,7 @@ class QuantizationComparison:
 
 
 def _score(task: str, out: np.ndarray, labels: np.ndarray | None) -> float | None:
-    if labels is None:
-        return None
-    if task == "classification":
-        return float((out.argmax(axis=1) == labels).mean())
-    return r2_score(labels.astype(float), out[:, 0].astype(float))
+    return scoring.score(task, out, labels)
 
 
 def _divergence(task: str, reference: np.ndarray, other: np.ndarray) -> float:
@@ -713,7 +670,7 @@ def compare_variants(
         out = outputs[label]
         results.append(VariantResult(
             label=label, spec=variant.spec, score=_score(task, out, labels),
-            agreement=float((out.argmax(axis=1) == reference.argmax(axis=1)).mean()) if task == "classification" else None,
+            agreement=scoring.agreement(reference, out) if task == "classification" else None,
             divergence=_divergence(task, reference, out), size_bytes=variant.size_bytes, size_basis=variant.size_basis,
             latency_ms=latency[label],
             speedup={b: latency[FP32.label][b] / latency[label][b] for b in batch_sizes},
@@ -768,7 +725,7 @@ def bits_curve_frame(model: LoadedModel, x: torch.Tensor, labels: np.ndarray | N
             out = rounded.predict_proba(x)
             rows.append({"bits": bits, "granularity": "per-channel" if per_channel else "per-tensor",
                          "score": _score(task, out, labels),
-                         "agreement": float((out.argmax(1) == reference.argmax(1)).mean()) if task == "classification" else None,
+                         "agreement": scoring.agreement(reference, out) if task == "classification" else None,
                          "divergence": _divergence(task, reference, out)})
     return pd.DataFrame(rows)
 

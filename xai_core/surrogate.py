@@ -15,7 +15,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor, export_t
 
 from xai_core.datasets import TableSet
 from xai_core.errors import XaiError
-from xai_core.evaluation import r2_score
+from xai_core import scoring
 from xai_core.model import LoadedModel
 
 
@@ -115,7 +115,7 @@ def fit_surrogate(model: LoadedModel, data: TableSet, settings: SurrogateSetting
     X_hold = X[holdout_index]
     model_hold = _model_targets(model, X_hold)
     tree_hold = tree.predict(X_hold)
-    fidelity, interval = _score_with_interval(model_hold, tree_hold, classification, settings.seed)
+    fidelity, interval = scoring.score_with_interval(model.info.task, tree_hold, model_hold, seed=settings.seed)
     result = SurrogateTree(
         tree=tree, task=model.info.task, feature_names=list(data.feature_names), class_names=list(model.info.class_names),
         settings=settings, fit_index=fit_index, holdout_index=holdout_index, n_synthetic=len(X_all_fit) - len(X_fit),
@@ -124,28 +124,12 @@ def fit_surrogate(model: LoadedModel, data: TableSet, settings: SurrogateSetting
     )
     if data.y is not None:
         truth = data.y.to_numpy()[holdout_index]
-        if classification:
-            result.model_score = float((model_hold == truth).mean())
-            result.tree_score = float((tree_hold == truth).mean())
-            result.score_name = "accuracy"
-        else:
-            result.model_score, result.tree_score, result.score_name = r2_score(truth, model_hold), r2_score(truth, tree_hold), "R²"
+        result.score_name = scoring.score_name(model.info.task)
+        result.model_score = scoring.score_predictions(model.info.task, model_hold, truth)
+        result.tree_score = scoring.score_predictions(model.info.task, tree_hold, truth)
     if len(holdout_index) < 30:
         result.notes.append(f"Only {len(holdout_index)} held-out rows: the fidelity interval is wide.")
     return result
-
-
-def _score_with_interval(reference: np.ndarray, predicted: np.ndarray, classification: bool, seed: int,
-                         n_bootstrap: int = 1000) -> tuple[float, tuple[float, float]]:
-    def score(i):
-        return float((reference[i] == predicted[i]).mean()) if classification else r2_score(reference[i], predicted[i])
-
-    n = len(reference)
-    point = score(np.arange(n))
-    rng = np.random.default_rng(seed)
-    boots = np.array([score(rng.integers(0, n, n)) for _ in range(n_bootstrap)])
-    boots = boots[np.isfinite(boots)]
-    return point, (float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5)))
 
 
 def fidelity_by_depth(model: LoadedModel, data: TableSet, depths=range(1, 9),

@@ -22,7 +22,8 @@ from torch import nn
 
 from xai_core.datasets import images_to_tensor
 from xai_core.errors import XaiError
-from xai_core.model import LoadedModel
+from xai_core.model import LoadedModel, output_scores
+from xai_core.torch_internals import hook_snapshot, restore_hooks
 
 log = logging.getLogger(__name__)
 ProgressFn = Callable[[int, int, str], None]
@@ -34,7 +35,8 @@ ProgressFn = Callable[[int, int, str], None]
 class _CopyPool:
     """Deep copies of shared models, lent to one call at a time. Hooks go on a copy, never on the shared module.
 
-    A copy is made once and reused, so a call pays no copying; at most `keep` idle copies per model are kept.
+    A copy is made once and reused, so a call pays no copying; at most `keep` idle copies per model are kept. A copy
+    goes back with exactly the hooks it was made with (those a call added are removed, the model's own are kept).
     """
 
     def __init__(self, keep: int = 4, max_models: int = 8):
@@ -51,18 +53,20 @@ class _CopyPool:
             self._free.move_to_end(key)
             while len(self._free) > self._max_models:
                 self._free.popitem(last=False)
-            module = free.pop() if free else None
-        if module is None:
+            lent = free.pop() if free else None
+        if lent is None:
             module = _private_copy(model.module)
+            lent = (module, hook_snapshot(module))
+        module, hooks = lent
         try:
             yield module
         finally:
-            _remove_all_hooks(module)
+            restore_hooks(module, hooks)  # the hooks this call added go; any the model came with stay
             module.zero_grad(set_to_none=True)
             with self._lock:
                 free = self._free.get(key)
                 if free is not None and len(free) < self._keep:
-                    free.append(module)
+                    free.append(lent)
 
 
 def _private_copy(module: nn.Module) -> nn.Module:
@@ -77,14 +81,6 @@ def _private_copy(module: nn.Module) -> nn.Module:
         except RuntimeError:  # TorchScript parameters: Captum only differentiates w.r.t. inputs anyway
             break
     return clone
-
-
-def _remove_all_hooks(module: nn.Module) -> None:
-    for sub in module.modules():
-        for name in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
-            hooks = getattr(sub, name, None)
-            if hooks:
-                hooks.clear()
 
 
 _POOL = _CopyPool()
@@ -284,7 +280,7 @@ class _Softmax(nn.Module):
         self.module = module
 
     def forward(self, x):
-        return torch.softmax(self.module(x), dim=1)
+        return output_scores(self.module(x), "classification")
 
 
 # ---------------------------------------------------------------------------------------- the verb
@@ -382,7 +378,7 @@ def explain_batch(
             if progress is not None:
                 progress(stop, n, f"explaining {stop}/{n} images")
     if spec.single_pass:
-        probabilities = torch.softmax(torch.cat(logits), dim=1).numpy()
+        probabilities = output_scores(torch.cat(logits), "classification").numpy()
     predicted = probabilities.argmax(axis=1)
     if target_arr is None:
         target_arr = predicted.copy()

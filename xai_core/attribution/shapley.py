@@ -19,6 +19,7 @@ import torch
 
 from xai_core.errors import XaiError
 from xai_core.model import LoadedModel, class_names_or_default
+from xai_core.validation import check_same_columns, check_table
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ BackgroundKind = Literal["mean", "kmeans", "random", "given"]
 
 
 class ModelFunction:
-    """`f(X (n, d) float32) -> (n, k)`: softmax probabilities (classification) or raw outputs (regression)."""
+    """`f(X (n, d) float32) -> (n, k)`: the model's probabilities (classification) or outputs (regression)."""
 
     def __init__(self, model: LoadedModel, batch_size: int = 4096):
         self.model = model
@@ -68,21 +69,9 @@ class ModelFunction:
                 f"The model takes {expected[0]} features but the table has {X.shape[1]} columns. "
                 "Select the model's feature columns, in the model's order."
             )
-        outs = []
-        with torch.no_grad():
-            for start in range(0, len(X), self.batch_size):
-                out = self.model.module(torch.from_numpy(X[start : start + self.batch_size]))
-                outs.append(out.reshape(out.shape[0], -1).float())
-        if not outs:
+        if len(X) == 0:
             return np.zeros((0, self.n_outputs), dtype=np.float32)
-        out = torch.cat(outs)
-        if self.task == "classification":
-            if out.shape[1] == 1:  # one logit: a sigmoid binary classifier
-                p = torch.sigmoid(out)
-                out = torch.cat([1 - p, p], dim=1)
-            else:
-                out = torch.softmax(out, dim=1)
-        return out.numpy()
+        return self.model.predict_proba(torch.from_numpy(X), batch_size=self.batch_size)
 
 
 def model_output_fn(model: LoadedModel, batch_size: int = 4096) -> ModelFunction:
@@ -476,33 +465,6 @@ def _expectation(f, inputs: np.ndarray, weights: np.ndarray, k: int) -> np.ndarr
 # --------------------------------------------------------------------------------------------------
 
 
-def check_table(data, what: str) -> tuple[np.ndarray, list[str] | None]:
-    """A finite float64 2-D array and its column names (None for arrays), or an XaiError saying what to fix."""
-    names = None
-    if isinstance(data, pd.DataFrame):
-        names = [str(c) for c in data.columns]
-        non_numeric = [str(c) for c in data.columns if not pd.api.types.is_numeric_dtype(data[c])]
-        if non_numeric:
-            raise XaiError(f"The {what} have non-numeric columns {non_numeric}; encode or drop them first.")
-        arr = data.to_numpy(dtype=np.float64)
-    else:
-        try:
-            arr = np.asarray(data, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise XaiError(f"The {what} must be numeric: a DataFrame or a 2-D array of numbers.") from None
-        if arr.ndim == 1:
-            raise XaiError(f"The {what} must be 2-D (rows, features); got 1-D. For a single row use X.reshape(1, -1).")
-    if arr.ndim != 2:
-        raise XaiError(f"The {what} must be 2-D (rows, features); got shape {arr.shape}.")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise XaiError(f"The {what} are empty (shape {arr.shape}); select at least one row and one feature.")
-    if not np.isfinite(arr).all():
-        bad = np.where(~np.isfinite(arr).all(axis=0))[0]
-        cols = [names[i] if names else f"column {i}" for i in bad[:5]]
-        raise XaiError(f"The {what} contain NaN or infinite values in {cols}; drop or impute those rows first.")
-    return arr, names
-
-
 def _resolve_background(background, X: np.ndarray, x_names: list[str] | None) -> Background:
     d = X.shape[1]
     if background is None:
@@ -521,11 +483,7 @@ def _resolve_background(background, X: np.ndarray, x_names: list[str] | None) ->
             f"The background has {background.rows.shape[1]} columns but the rows to explain have {d}; "
             "use the same feature columns for both."
         )
-    if x_names is not None and background.feature_names is not None and background.feature_names != x_names:
-        if sorted(background.feature_names) == sorted(x_names):
-            raise XaiError("The background has the same columns as the rows to explain but in another order; reorder them to match.")
-        missing = sorted(set(x_names) - set(background.feature_names))
-        raise XaiError(f"The background's columns do not match the rows to explain (missing {missing[:5]}); use the same feature columns.")
+    check_same_columns(background.feature_names, x_names, "background", "rows to explain")
     return background
 
 

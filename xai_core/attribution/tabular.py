@@ -10,21 +10,22 @@ import copy
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from xai_core.attribution.shapley import ModelFunction, check_table, model_output_fn
+from xai_core import scoring
+from xai_core.attribution.shapley import ModelFunction, model_output_fn
 from xai_core.datasets import TableSet
 from xai_core.errors import XaiError
-from xai_core.model import LoadedModel
+from xai_core.model import LoadedModel, OutputSpace, output_scores
+from xai_core.validation import check_same_columns, check_table, class_indices
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int, str], None]
-OutputSpace = Literal["probability", "logit"]
 
 METHOD_DELETION = "feature deletion"
 METHOD_PERMUTATION = "permutation importance"
@@ -279,14 +280,7 @@ def _gradient_method(model, X, targets, output, batch_size, method_name, make_me
     with _module_for_gradients(model) as module:
 
         def forward(x: torch.Tensor) -> torch.Tensor:
-            out = module(x)
-            out = out.reshape(out.shape[0], -1)
-            if use_softmax:
-                if out.shape[1] == 1:
-                    p = torch.sigmoid(out)
-                    return torch.cat([1 - p, p], dim=1)
-                return torch.softmax(out, dim=1)
-            return out
+            return output_scores(module(x), model.info.task, output)
 
         with torch.no_grad():
             k = forward(torch.from_numpy(values[:1].astype(np.float32))).shape[1]
@@ -387,8 +381,7 @@ def _baseline(background, data_names: list[str] | None, d: int) -> np.ndarray:
     bg, bg_names = check_table(background, "background data")
     if bg.shape[1] != d:
         raise XaiError(f"The background has {bg.shape[1]} columns but the data have {d}; use the same feature columns.")
-    if bg_names is not None and data_names is not None and bg_names != data_names:
-        raise XaiError("The background's columns differ from the data's (names or order); use the same feature columns.")
+    check_same_columns(bg_names, data_names, "background", "data")
     return bg.mean(axis=0)
 
 
@@ -406,44 +399,21 @@ def _labels(y, model: LoadedModel, n: int) -> np.ndarray | None:
             return y.to_numpy(dtype=np.float64)
         except (TypeError, ValueError):
             raise XaiError("A regression model needs numeric labels.") from None
-    k = model.info.n_outputs or 2
-    if pd.api.types.is_numeric_dtype(y):
-        lab = y.to_numpy()
-        if not np.all(np.equal(np.mod(lab, 1), 0)) or lab.min() < 0 or (model.info.n_outputs and lab.max() >= k):
-            raise XaiError(f"Class labels must be class indices 0…{k - 1} or class names; got values like {lab[:3].tolist()}.")
-        return lab.astype(np.int64)
-    names = list(model.info.class_names)
-    index = {name: i for i, name in enumerate(names)}
-    unknown = sorted(set(map(str, y)) - set(index))
-    if unknown:
-        raise XaiError(f"Labels {unknown[:5]} are not among the model's classes {names}.")
-    return np.array([index[str(v)] for v in y], dtype=np.int64)
+    return class_indices(y, model.info.class_names, "Labels")
 
 
 def _score_name(model: LoadedModel, labels) -> str:
     if labels is None:
         return "mean absolute change in output"
-    return "accuracy" if model.info.task == "classification" else "R²"
+    return scoring.score_name(model.info.task)
 
 
 def _score(model: LoadedModel, out: np.ndarray, labels: np.ndarray) -> float:
-    if model.info.task == "classification":
-        return float(np.mean(out.argmax(axis=1) == labels))
-    resid = ((labels - out[:, 0]) ** 2).sum()
-    total = ((labels - labels.mean()) ** 2).sum()
-    return float(1.0 - resid / total) if total > 0 else float("nan")
+    return scoring.score(model.info.task, out, labels)
 
 
 def _per_row_drop(model: LoadedModel, base_out: np.ndarray, new_out: np.ndarray, labels) -> np.ndarray:
-    """Per-row terms whose mean is the score drop: Δcorrect (accuracy), Δ squared error / var(y) (R²), |Δoutput|."""
-    if labels is None:
-        return np.abs(new_out - base_out).mean(axis=1)
-    if model.info.task == "classification":
-        return (base_out.argmax(axis=1) == labels).astype(np.float64) - (new_out.argmax(axis=1) == labels)
-    var = ((labels - labels.mean()) ** 2).mean()
-    if var == 0:
-        raise XaiError("All labels are equal, so R² is undefined; run without labels to measure output change.")
-    return ((labels - new_out[:, 0]) ** 2 - (labels - base_out[:, 0]) ** 2) / var
+    return scoring.per_row_score_drop(model.info.task, base_out, new_out, labels)
 
 
 def _targets(targets, k: int) -> list[int]:

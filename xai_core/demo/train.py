@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 from PIL import Image
 from sklearn import datasets as sk_datasets

@@ -1,0 +1,202 @@
+"""Everything that reaches into torch's private machinery, in one place, checked against the torch it was written for.
+
+- `ensure_subsystems()`: torch.export, dynamo, FX and torch.ao quantization are imported once, under one lock, before
+  any caller uses them. Two browser sessions importing them at the same time get partially initialised modules
+  ("cannot import name … from partially initialized module 'torch._dynamo.source'") and, worse, a process whose
+  `torch._dynamo` stays broken for every later call. A failed import is rolled back so that the next call retries.
+- `weights_only_unpickling()`: while `torch.export.load` runs, every `torch.load` is weights_only and raw pickle refused.
+- `tracing_confined_to_this_thread()`: FX symbolic tracing patches process-wide functions; this confines the patches to
+  the tracing thread.
+- `hook_snapshot()` / `restore_hooks()`: a pooled model copy goes back to exactly the hooks it had, no more, no fewer.
+
+`check_torch_version()` names the torch releases these patches were checked on; a test fails loudly on any other, so
+an upgrade is a deliberate step (re-run the tests, then widen `CHECKED_TORCH`).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import functools
+import importlib
+import pickle
+import sys
+import threading
+
+import torch
+from torch import nn
+
+from xai_core.errors import XaiError
+
+# torch releases (major, minor) whose private APIs below were read and tested.
+CHECKED_TORCH = ((2, 13), (2, 14))
+
+# Imported together, in this order, by `ensure_subsystems` (torch.export pulls in dynamo and FX).
+SUBSYSTEMS = (
+    "torch.fx",
+    "torch._dynamo",
+    "torch.export",
+    "torch.export.pt2_archive._package",
+    "torch.ao.quantization",
+    "torch.ao.quantization.quantize_fx",
+    "torch.fx._symbolic_trace",
+)
+_ROLLBACK_PREFIXES = ("torch._dynamo", "torch.export", "torch._export", "torch.ao.quantization", "torch._functorch",
+                      "torch._inductor", "torch.fx.experimental")
+
+_import_lock = threading.Lock()
+_imported = False
+
+
+def torch_version() -> tuple[int, int]:
+    major, minor = torch.__version__.split("+")[0].split(".")[:2]
+    return int(major), int(minor)
+
+
+def check_torch_version() -> None:
+    """Raise if torch is not a release the private patches here were checked on."""
+    if torch_version() not in CHECKED_TORCH:
+        raise RuntimeError(f"xai_core.torch_internals was checked on torch {CHECKED_TORCH}, this is {torch.__version__}: "
+                           "re-run the test suite and update CHECKED_TORCH after reviewing the patched private APIs.")
+
+
+def ensure_subsystems() -> None:
+    """Import torch.export / dynamo / FX / torch.ao quantization once, one thread at a time; roll back a failure."""
+    global _imported
+    if _imported:
+        return
+    with _import_lock:
+        if _imported:
+            return
+        before = set(sys.modules)
+        try:
+            for name in SUBSYSTEMS:
+                importlib.import_module(name)
+        except Exception as exc:
+            for name in set(sys.modules) - before:
+                if name.startswith(_ROLLBACK_PREFIXES):
+                    sys.modules.pop(name, None)
+            raise XaiError(f"PyTorch's export and quantization machinery failed to import ({type(exc).__name__}: "
+                           f"{str(exc)[:200]}). Try again; if it persists, reinstall torch.") from exc
+        _imported = True
+
+
+# ---------------------------------------------------------------------------------------- export loading
+
+
+@contextlib.contextmanager
+def weights_only_unpickling(refusal: str):
+    """While the block runs, every `torch.load` is weights_only and raw unpickling raises `XaiError(refusal)`.
+
+    Process-wide: callers hold their own lock around it (see `loading._export_load_lock`).
+    """
+    ensure_subsystems()
+    from torch.export.pt2_archive import _package
+
+    original_load = torch.load
+    original_pickle = _package.pickle
+    original_pickle_load_obj = torch._C._pickle_load_obj
+
+    def strict_load(*args, **kwargs):
+        kwargs["weights_only"] = True
+        return original_load(*args, **kwargs)
+
+    def refuse(*_args, **_kwargs):
+        raise XaiError(refusal)
+
+    class _NoPickle:
+        loads = staticmethod(refuse)
+        load = staticmethod(refuse)
+        UnpicklingError = pickle.UnpicklingError
+
+    torch.load = strict_load
+    _package.pickle = _NoPickle
+    torch._C._pickle_load_obj = refuse
+    try:
+        yield
+    finally:
+        torch.load = original_load
+        _package.pickle = original_pickle
+        torch._C._pickle_load_obj = original_pickle_load_obj
+
+
+# ---------------------------------------------------------------------------------------- FX tracing
+
+# torch.export (export, load, unflatten) and FX tracing share global state (fake-tensor modes, shape environments,
+# process-wide patches): one of them at a time. Re-entrant, since exporting happens inside confined tracing.
+EXPORT_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def tracing_confined_to_this_thread():
+    """FX symbolic tracing (inside prepare_fx / convert_fx, and torch.export) patches `nn.Module.__call__`,
+    `__getattr__` and some functions for the whole process while it runs, so a forward pass in another browser session
+    at that moment would be traced too and fail ("module is not installed as a submodule"). While this is held, each
+    patch FX makes acts only in the thread that made it; every other thread gets the original. One tracing at a time."""
+    ensure_subsystems()
+    from torch.fx import _symbolic_trace as fx_trace
+
+    def confined(new_fn, original):
+        owner = threading.get_ident()
+
+        def guarded(*args, **kwargs):
+            if threading.get_ident() == owner:
+                return new_fn(*args, **kwargs)
+            return original(*args, **kwargs)
+
+        functools.update_wrapper(guarded, new_fn)
+        return guarded
+
+    patch, patch_method = fx_trace._Patcher.patch, fx_trace._Patcher.patch_method
+
+    def confined_patch(self, frame_dict, name, new_fn, deduplicate=True):
+        original = frame_dict[name] if name in frame_dict else getattr(builtins, name, None)
+        return patch(self, frame_dict, name, confined(new_fn, original), deduplicate)
+
+    def confined_patch_method(self, cls, name, new_fn, deduplicate=True):
+        return patch_method(self, cls, name, confined(new_fn, getattr(cls, name)), deduplicate)
+
+    with EXPORT_LOCK:
+        fx_trace._Patcher.patch, fx_trace._Patcher.patch_method = confined_patch, confined_patch_method
+        try:
+            yield
+        finally:
+            fx_trace._Patcher.patch, fx_trace._Patcher.patch_method = patch, patch_method
+
+
+# ---------------------------------------------------------------------------------------- hooks
+
+HOOK_DICTS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks",
+              "_forward_pre_hooks_with_kwargs", "_backward_hooks", "_backward_pre_hooks", "_state_dict_hooks",
+              "_state_dict_pre_hooks", "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks")
+HookSnapshot = dict[tuple[int, str], dict]
+
+
+def hook_snapshot(module: nn.Module) -> HookSnapshot:
+    """The hooks every submodule holds now (a copy of each hook dict), to restore later."""
+    snapshot: HookSnapshot = {}
+    for sub in module.modules():
+        for name in HOOK_DICTS:
+            hooks = getattr(sub, name, None)
+            if hooks is not None:
+                snapshot[(id(sub), name)] = dict(hooks)
+    return snapshot
+
+
+def restore_hooks(module: nn.Module, snapshot: HookSnapshot) -> None:
+    """Put every hook dict of `module` back to `snapshot`: hooks added since are removed, the original ones kept."""
+    for sub in module.modules():
+        for name in HOOK_DICTS:
+            hooks = getattr(sub, name, None)
+            if hooks is None:
+                continue
+            before = snapshot.get((id(sub), name), {})
+            if hooks.keys() != before.keys():
+                hooks.clear()
+                hooks.update(before)
+
+
+def hook_count(module: nn.Module) -> int:
+    """Number of forward/backward hooks on `module` and its submodules (for tests and assertions)."""
+    return sum(len(getattr(sub, name, None) or {}) for sub in module.modules()
+               for name in HOOK_DICTS[:7])
