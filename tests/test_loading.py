@@ -214,3 +214,62 @@ def test_hash_identifies_content_and_metadata():
     b = load_model(data, "renamed.pt2", overrides={"name": "m"})
     c = load_model(data, "m.pt2", sidecar={"class_names": ["x", "y", "z"]})
     assert a.sha256 == b.sha256 != c.sha256
+
+
+# ---------------------------------------------------------------------------------------- limits and metadata boundaries
+
+
+def test_model_size_limit_at_and_one_past(monkeypatch):
+    from xai_core import loading
+
+    data = export_bytes(nn.Sequential(nn.Linear(3, 2)), torch.randn(2, 3))
+    monkeypatch.setattr(loading, "MAX_MODEL_BYTES", len(data))
+    assert load_model(data, "m.pt2").info.n_outputs == 2
+    monkeypatch.setattr(loading, "MAX_MODEL_BYTES", len(data) - 1)
+    with pytest.raises(XaiError, match=r"'m.pt2' is \d+ MiB; the limit is \d+ MiB"):
+        load_model(data, "m.pt2")
+
+
+def test_export_archive_size_limit_at_and_one_past(monkeypatch):
+    from xai_core import loading
+
+    data = export_bytes(nn.Sequential(nn.Linear(3, 2)), torch.randn(2, 3))
+    unpacked = sum(i.file_size for i in zipfile.ZipFile(io.BytesIO(data)).infolist())
+    monkeypatch.setattr(loading, "MAX_ARCHIVE_UNCOMPRESSED_BYTES", unpacked)
+    assert load_model(data, "m.pt2").format == "export"
+    monkeypatch.setattr(loading, "MAX_ARCHIVE_UNCOMPRESSED_BYTES", unpacked - 1)
+    with pytest.raises(XaiError, match="archive unpacks to more than"):
+        load_model(data, "m.pt2")
+
+
+@pytest.fixture(scope="module")
+def two_output_table_model():
+    return export_bytes(nn.Sequential(nn.Linear(3, 2)), torch.randn(2, 3))
+
+
+def test_class_names_must_number_exactly_the_outputs(two_output_table_model):
+    data = two_output_table_model
+    assert load_model(data, "m.pt2", sidecar={"class_names": ["a", "b"]}).info.class_names == ("a", "b")
+    for names in (["a"], ["a", "b", "c"]):
+        with pytest.raises(XaiError, match=rf"returns 2 class scores but {len(names)} class names"):
+            load_model(data, "m.pt2", sidecar={"class_names": names})
+    assert load_model(data, "m.pt2").info.class_names == ("class 0", "class 1")  # none given: defaults
+
+
+def test_feature_names_must_number_exactly_the_inputs(two_output_table_model):
+    data = two_output_table_model
+    assert load_model(data, "m.pt2", sidecar={"feature_names": ["u", "v", "w"]}).info.feature_names == ("u", "v", "w")
+    for names in (["u", "v"], ["u", "v", "w", "z"]):
+        with pytest.raises(XaiError, match=rf"takes 3 features but {len(names)} feature names"):
+            load_model(data, "m.pt2", sidecar={"feature_names": names})
+
+
+def test_one_output_is_regression_and_a_classifier_needs_two():
+    one = export_bytes(nn.Sequential(nn.Linear(3, 1)), torch.randn(2, 3))
+    assert load_model(one, "r.pt2").info.task == "regression"
+    with pytest.raises(XaiError, match="A classifier must return one logit per class"):
+        load_model(one, "r.pt2", sidecar={"task": "classification"})
+    two = export_bytes(nn.Sequential(nn.Linear(3, 2)), torch.randn(2, 3))
+    assert load_model(two, "c.pt2").info.task == "classification"
+    with pytest.raises(XaiError, match="A regression model must return one value per row; this one returns 2"):
+        load_model(two, "c.pt2", sidecar={"task": "regression"})
