@@ -213,17 +213,27 @@ def test_eight_threads_get_the_same_maps_as_one_at_a_time(region_model, images):
 
 
 def test_torchscript_supports_gradients_but_not_layer_methods(images):
+    from xai_core.model import LoadedModel
+
+    net = RegionNet().eval()
     buffer = io.BytesIO()
-    torch.jit.save(torch.jit.script(RegionNet().eval()), buffer)
-    model = load_model(buffer.getvalue(), "m.pt", overrides={"input_shape": [3, SIZE, SIZE], "class_names": ["a", "b", "c"]})
-    assert explain_batch(model, images[:2], "integrated_gradients", n_steps=8).maps.shape == (2, SIZE, SIZE)
+    torch.jit.save(torch.jit.script(net), buffer)
+    model = load_model(buffer.getvalue(), "m.pt", overrides={"input_shape": [3, SIZE, SIZE], "class_names": ["a", "b", "c"],
+                                                             "mean": [0.5] * 3, "std": [0.25] * 3})
+    scripted = explain_batch(model, images[:2], "integrated_gradients", targets=[0, 2], n_steps=8).maps
+    eager = explain_batch(LoadedModel(net, model.info, "state_dict", "eager-region-net", 0), images[:2],
+                          "integrated_gradients", targets=[0, 2], n_steps=8).maps
+    np.testing.assert_allclose(scripted, eager, rtol=1e-4, atol=1e-6)  # the same answer as the plain module
     with pytest.raises(XaiError, match="TorchScript hides its layers"):
         explain_batch(model, images[:2], "grad_cam")
 
 
 def test_targets_are_checked(region_model, images):
-    with pytest.raises(XaiError, match="class indices"):
-        explain_batch(region_model, images[:2], "saliency", targets=[0, 7])
+    assert explain_batch(region_model, images[:2], "saliency", targets=[0, 2]).targets.tolist() == [0, 2]  # last class
+    for bad in ([0, 3], [-1, 0], [0, 1, 2]):  # the number of classes, negative, one target too many
+        with pytest.raises(XaiError, match="Targets must be 2 class indices between 0 and 2"):
+            explain_batch(region_model, images[:2], "saliency", targets=bad)
+    assert explain_batch(region_model, images[:2], "saliency", targets=[1]).targets.tolist() == [1, 1]  # one for all
 
 
 def test_pointing_game_known_answer():
@@ -275,3 +285,125 @@ def test_grad_cam_for_the_predicted_class_equals_grad_cam_with_that_class_given(
     np.testing.assert_allclose(implicit.probabilities, region_model.predict_proba(
         torch.from_numpy(images).float().div(255).permute(0, 3, 1, 2).sub(0.5).div(0.25)), atol=1e-5)
     assert (implicit.targets == implicit.predicted).all()
+
+
+# ---------------------------------------------------------------------------------------- known answers on tiny models
+
+C, H, W, K = 3, 8, 8, 3
+MEAN, STD = (0.5,) * 3, (0.25,) * 3
+
+
+@pytest.fixture(scope="module")
+def linear_model():
+    """Class score k = w_k · x + b_k on the normalised image; weights of both signs."""
+    from xai_core.model import LoadedModel, ModelInfo
+
+    torch.manual_seed(1)
+    module = nn.Sequential(nn.Flatten(), nn.Linear(C * H * W, K)).eval()
+    info = ModelInfo(input_shape=(C, H, W), class_names=("a", "b", "c"), mean=MEAN, std=STD)
+    return LoadedModel(module, info, "state_dict", "linear-known-answers", 0)
+
+
+def linear_weights(model) -> torch.Tensor:
+    return model.module[1].weight.detach().view(K, C, H, W)
+
+
+@pytest.fixture(scope="module")
+def small_images():
+    return np.random.default_rng(2).integers(0, 256, size=(4, H, W, C), dtype=np.uint8)
+
+
+TARGETS = np.array([0, 1, 2, 1])
+
+
+def test_saliency_of_a_linear_model_is_the_weight_magnitude(linear_model, small_images):
+    maps = explain_batch(linear_model, small_images, "saliency", targets=TARGETS).maps
+    w = linear_weights(linear_model)
+    for i, t in enumerate(TARGETS):
+        expected = w[t].abs().amax(dim=0).numpy()  # |∂score/∂x|, the largest over the channels
+        np.testing.assert_allclose(maps[i], expected, rtol=1e-5, atol=1e-7)
+    assert (maps >= 0).all() and maps.max() > 0
+
+
+def test_integrated_gradients_of_a_linear_model_is_weight_times_input_minus_baseline(linear_model, small_images):
+    maps = explain_batch(linear_model, small_images, "integrated_gradients", targets=TARGETS, n_steps=16).maps
+    x = images_to_tensor(small_images, linear_model.info)
+    baseline = (0.0 - torch.tensor(MEAN)) / torch.tensor(STD)  # 'black': zero pixels, normalised
+    w = linear_weights(linear_model)
+    for i, t in enumerate(TARGETS):
+        expected = (w[t] * (x[i] - baseline.view(C, 1, 1))).sum(dim=0).numpy()
+        np.testing.assert_allclose(maps[i], expected, rtol=1e-4, atol=1e-5)
+        # Completeness: the map sums to the score change from the baseline image to this one.
+        with torch.no_grad():
+            logits = linear_model.module(torch.stack([x[i], baseline.view(C, 1, 1).expand(C, H, W)]))
+        assert maps[i].sum() == pytest.approx(float(logits[0, t] - logits[1, t]), rel=1e-4, abs=1e-4)
+    assert (maps < 0).any() and (maps > 0).any()  # signed
+
+
+def test_occlusion_of_a_linear_model_equals_the_hand_computation(linear_model, small_images):
+    window, stride = 4, 2
+    maps = explain_batch(linear_model, small_images, "occlusion", targets=TARGETS, window=window, stride=stride).maps
+    x = images_to_tensor(small_images, linear_model.info)
+    probability = lambda z: torch.softmax(linear_model.module(z), dim=1)  # occlusion explains probabilities
+    for i, t in enumerate(TARGETS):
+        total, count = np.zeros((H, W)), np.zeros((H, W))
+        p = float(probability(x[i: i + 1])[0, t])
+        for top in range(0, H - window + 1, stride):
+            for left in range(0, W - window + 1, stride):
+                occluded = x[i: i + 1].clone()
+                occluded[..., top: top + window, left: left + window] = 0.0  # the baseline: the mean colour
+                drop = p - float(probability(occluded)[0, t])
+                total[top: top + window, left: left + window] += drop
+                count[top: top + window, left: left + window] += 1
+        expected = total / count * C  # each window's drop, averaged over the windows covering a pixel, summed over C
+        np.testing.assert_allclose(maps[i], expected, rtol=1e-4, atol=1e-6)
+
+
+def test_guided_grad_cam_is_positive_in_the_region_and_zero_elsewhere(region_model, images):
+    maps = explain_batch(region_model, images, "guided_grad_cam", layer="features").maps
+    inside = np.zeros((SIZE, SIZE), bool)
+    inside[REGION] = True
+    for m in maps:
+        assert m[inside].max() > 0
+        assert np.abs(m[~inside]).max() <= 1e-6 * np.abs(m).max()
+    assert (positive_share_in_region(maps) > 0.999).all()
+
+
+class RegionMean(nn.Module):
+    """Class 0's logit is the mean of the normalised pixels inside REGION; the other classes' are 0 (no saturation)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mask", region_mask())
+
+    def forward(self, x):
+        s = (x * self.mask).sum(dim=(1, 2, 3)) / (x.shape[1] * self.mask.sum())
+        zero = torch.zeros_like(s)
+        return torch.stack([s, zero, zero], dim=1)
+
+
+def region_scenes(n: int, seed: int = 0) -> np.ndarray:
+    """Blocky colour scenes whose REGION holds its own bright blocks, so superpixels follow the region's border."""
+    rng = np.random.default_rng(seed)
+    scenes = np.repeat(np.repeat(rng.integers(0, 256, size=(n, 8, 8, 3), dtype=np.uint8), 4, axis=1), 4, axis=2)
+    inner = np.repeat(np.repeat(rng.integers(160, 256, size=(n, 2, 2, 3), dtype=np.uint8), 6, axis=1), 6, axis=2)
+    scenes[:, REGION[0], REGION[1]] = inner
+    return scenes
+
+
+def test_lime_puts_the_largest_weight_on_superpixels_in_the_region():
+    from skimage.segmentation import slic
+
+    model = exported(RegionMean(), {"class_names": ["a", "b", "c"]})
+    scenes = region_scenes(4)
+    maps = explain_batch(model, scenes, "lime", targets=[0] * 4).maps
+    inside = np.zeros((SIZE, SIZE), bool)
+    inside[REGION] = True
+    for scene, m in zip(scenes, maps):
+        segments = slic(scene, n_segments=40, compactness=10, start_label=0, channel_axis=-1)  # LIME's superpixels
+        weight = {s: float(m[segments == s].mean()) for s in np.unique(segments)}
+        share_inside = {s: inside[segments == s].mean() for s in weight}
+        top = max(weight, key=lambda s: abs(weight[s]))
+        assert share_inside[top] > 0.5 and weight[top] > 0  # removing the region lowers class 0
+        outside = [abs(w) for s, w in weight.items() if share_inside[s] == 0]
+        assert max(outside) <= 1e-3 * weight[top]
