@@ -1,8 +1,6 @@
 """Shapley values against known answers: linear models, a brute-force enumeration of permutations, axioms."""
 
 import itertools
-import math
-import time
 
 import numpy as np
 import pandas as pd
@@ -14,6 +12,8 @@ from xai_core.attribution.shapley import (
     EXACT_MAX_FEATURES,
     METHOD_EXACT,
     METHOD_SAMPLING,
+    MIN_PAIRS,
+    relative_standard_error,
     ShapleyResult,
     make_background,
     model_output_fn,
@@ -222,9 +222,17 @@ def test_sampler_above_exact_limit_within_reported_error():
     truth = np.stack([closed_form_products_and_relus(x.astype(np.float64), b) for x in X])
     se = res.standard_errors[:, :, 0]
     assert np.all(np.abs(res.values[:, :, 0] - truth) <= 4 * se + 1e-6)
-    assert se[:, :6].min() > 0  # the products interact: real uncertainty
-    assert se[:, 6:].max() < 1e-6  # additive terms: antithetic walks are exact
+    # A permutation and its reverse see each pairwise interaction once from each side, so antithetic pairs are
+    # exact for games with interactions of order ≤ 2 (products of two features, additive terms): SE ≈ 0 (rounding).
+    assert se.max() < 1e-6
+    np.testing.assert_allclose(res.values[:, :, 0], truth, atol=1e-5)
     assert res.efficiency_gap < 1e-5
+
+
+def saturated_score(X):
+    """18 features through a steep sigmoid: threshold-like coalitions, the hard case for sampling (like a saturated MLP)."""
+    w = np.linspace(-1.0, 1.5, X.shape[1])
+    return (1 / (1 + np.exp(-3 * (X @ w))))[:, None]
 
 
 def test_sampler_is_reproducible_and_row_independent():
@@ -240,22 +248,111 @@ def test_sampler_is_reproducible_and_row_independent():
     assert a.settings.n_permutations == 64 and a.settings.seed == 4
 
 
-# ---------------------------------------------------------------- speed, batching, result object
+# ---------------------------------------------------------------- stopping when the target relative error is reached
 
 
-def test_exact_13_features_is_fast():
-    d = 13
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(d, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 3))
-    f = model_output_fn(loaded(net, d, "classification", ("a", "b", "c")))
-    data = np.random.default_rng(0).normal(size=(50, d))
-    bg = make_background(data)
-    shapley_values(f, data[:1], bg)  # warm-up
-    t = time.perf_counter()
-    res = shapley_values(f, data[:4], bg)
-    per_row = (time.perf_counter() - t) / 4
-    assert per_row < 0.1, f"{1000 * per_row:.0f} ms per row"  # benchmark: a few ms per row
-    assert res.efficiency_gap < 1e-5
+def test_linear_model_stops_at_the_minimum_and_spends_the_cap_without_target(linear_setup):
+    # Every walk of a linear model gives the exact values, so the standard error is 0 at the first check.
+    w, data, f = linear_setup
+    X = data.iloc[:3]
+    bg = make_background(data, "mean")
+    early = shapley_values(f, X, bg, method="sampling", n_permutations=1024, target_relative_se=0.01)
+    np.testing.assert_array_equal(early.n_permutations_used, [2 * MIN_PAIRS] * 3)
+    np.testing.assert_allclose(early.values[:, :, 0], w * (X.to_numpy() - bg.rows[0]), atol=1e-5)
+    assert early.relative_standard_errors.max() <= 0.01
+    assert early.settings.target_relative_se == 0.01 and early.settings.n_permutations == 1024
+    full = shapley_values(f, X, bg, method="sampling", n_permutations=1024, target_relative_se=None)
+    np.testing.assert_array_equal(full.n_permutations_used, [1024] * 3)
+    assert full.settings.target_relative_se is None
+
+
+def test_hard_game_spends_the_cap_and_reports_the_error_it_reached():
+    d = 18
+    rng = np.random.default_rng(7)
+    bg = make_background(rng.normal(size=(300, d)), "mean")
+    X = rng.normal(size=(3, d)) * 1.5
+    res = shapley_values(saturated_score, X, bg, n_permutations=256, target_relative_se=0.001, seed=0)
+    np.testing.assert_array_equal(res.n_permutations_used, [256] * 3)
+    assert np.all(res.relative_standard_errors > 0.001)  # the target was not reached, and the result says so
+    for r in range(3):  # the reported relative SE is ‖SE‖ / ‖φ‖ of the row (φ is far from 0 here)
+        expected = np.linalg.norm(res.standard_errors[r]) / np.linalg.norm(res.values[r])
+        assert res.relative_standard_errors[r] == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.fixture(scope="module")
+def mlp_game():
+    d = 10
+    f = model_output_fn(loaded(mlp(d, 3, seed=1), d, "classification", ("a", "b", "c")))
+    data = np.random.default_rng(1).normal(size=(100, d)) * 2
+    bg = make_background(data, "kmeans", k=4)
+    X = data[:4]
+    return f, bg, X, shapley_values(f, X, bg, method="exact")
+
+
+def test_early_stop_meets_the_target_within_the_reported_error_of_exact(mlp_game):
+    f, bg, X, exact = mlp_game
+    target = 0.03
+    est = shapley_values(f, X, bg, method="sampling", n_permutations=20_000, target_relative_se=target, seed=3)
+    used = est.n_permutations_used
+    assert used.max() > 2 * MIN_PAIRS and np.all(used < 20_000)  # some rows needed more than the minimum; none the cap
+    assert np.all(est.relative_standard_errors <= target)
+    assert np.all(np.abs(est.values - exact.values) <= 4 * est.standard_errors + 1e-7)
+    error = np.linalg.norm((est.values - exact.values).reshape(4, -1), axis=1) / np.linalg.norm(
+        exact.values.reshape(4, -1), axis=1)
+    assert np.all(error <= 3 * target)
+    assert est.efficiency_gap < 1e-5
+
+
+def test_stopped_values_are_the_first_permutations_of_the_row_stream():
+    # A row that stopped after m permutations has exactly the values of a run spending m: same seed, same stream,
+    # whatever the checkpoints, the chunk size or the other rows.
+    f = saturated_score
+    rng = np.random.default_rng(0)
+    bg = make_background(rng.normal(size=(50, 18)))
+    X = rng.normal(size=(3, 18))
+    early = shapley_values(f, X, bg, n_permutations=4096, target_relative_se=0.05, seed=9)
+    assert len(set(early.n_permutations_used)) > 1  # rows stopped at different points
+    for r, m in enumerate(early.n_permutations_used):  # row r's stream is seeded by (seed, r)
+        fixed = shapley_values(f, X[: r + 1], bg, n_permutations=int(m), target_relative_se=None, seed=9)
+        np.testing.assert_allclose(fixed.values[r], early.values[r], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(fixed.standard_errors[r], early.standard_errors[r], rtol=1e-9, atol=1e-15)
+    small_chunks = shapley_values(f, X, bg, n_permutations=4096, target_relative_se=0.05, seed=9, chunk_size=97)
+    np.testing.assert_array_equal(small_chunks.n_permutations_used, early.n_permutations_used)
+    np.testing.assert_allclose(small_chunks.values, early.values, rtol=0, atol=1e-12)
+
+
+def only_one_feature_present(X):
+    """v(S) = 1 when exactly one feature is present (x = 1, baseline 0): every φ is 0, yet walks disagree."""
+    return (np.abs(X.sum(axis=1) - 1) < 1e-6).astype(np.float64)[:, None]
+
+
+def test_zero_values_stop_against_the_spread_of_the_game():
+    # By symmetry φ = 0 and Σφ = v(N) − v(∅) = 0, but a walk gives +1 to its first feature and −1 to its second.
+    # ‖SE‖ / ‖φ̂‖ stays ≈ 1 forever; against 10 % of the spread (here 1) the sampler can stop.
+    res = shapley_values(only_one_feature_present, np.ones((1, 4)), np.zeros((1, 4)), method="sampling",
+                         n_permutations=100_000, target_relative_se=0.2, seed=0)
+    assert res.n_permutations_used[0] < 100_000
+    assert res.relative_standard_errors[0] <= 0.2
+    assert np.linalg.norm(res.standard_errors) <= 0.2 * 0.1 * 1.0
+    assert np.all(np.abs(res.values) <= 4 * res.standard_errors)
+
+
+def test_relative_standard_error_known_answers():
+    assert relative_standard_error(np.array([3.0, 4.0]), np.array([0.3, 0.4])) == pytest.approx(0.1)
+    assert relative_standard_error(np.zeros(2), np.zeros(2), spread=0.0) == 0.0  # nothing moves: nothing uncertain
+    assert relative_standard_error(np.array([0.0, 1e-9]), np.array([0.3, 0.4]), spread=2.0) == pytest.approx(2.5)
+    assert relative_standard_error(np.array([3.0, 4.0]), np.array([0.3, 0.4]), spread=2.0) == pytest.approx(0.1)
+
+
+def test_a_row_equal_to_the_background_stops_at_once_with_zero_values(linear_setup):
+    _, data, f = linear_setup
+    bg = make_background(data, "mean")
+    res = shapley_values(f, np.vstack([bg.rows[0], bg.rows[0] + 1.0]), bg, method="sampling", n_permutations=512)
+    assert res.n_permutations_used[0] == 2 * MIN_PAIRS and np.all(res.values[0] == 0)
+    assert res.relative_standard_errors[0] == 0.0
+
+
+# ---------------------------------------------------------------- batching, result object
 
 
 def test_many_small_rows_batch_and_report_progress(product_setup):
@@ -332,6 +429,23 @@ def test_mismatched_column_names_raise(linear_setup):
 
 
 def test_exact_refuses_too_many_features():
-    with pytest.raises(XaiError, match="sampling"):
+    with pytest.raises(XaiError, match="too many.*Use method='sampling'"):
         shapley_values(products_and_relus, np.zeros((2, 18)), np.zeros((1, 18)), method="exact")
-    assert math.comb(EXACT_MAX_FEATURES, 2) > 0
+
+
+def test_auto_is_exact_up_to_the_limit_and_sampled_above():
+    def weighted_sum(X):
+        return (X @ np.arange(1.0, X.shape[1] + 1))[:, None]
+
+    for d, expected in ((EXACT_MAX_FEATURES, METHOD_EXACT), (EXACT_MAX_FEATURES + 1, METHOD_SAMPLING)):
+        x = np.ones((1, d))
+        res = shapley_values(weighted_sum, x, np.zeros((1, d)), n_permutations=64)
+        assert res.method == expected
+        np.testing.assert_allclose(res.values[0, :, 0], np.arange(1.0, d + 1), atol=1e-4)  # w·(x − 0)
+
+
+@pytest.mark.parametrize("target", [0.0, 1.0, -0.1])
+def test_target_outside_zero_one_is_refused(linear_setup, target):
+    _, data, f = linear_setup
+    with pytest.raises(XaiError, match="target_relative_se .*0.01"):
+        shapley_values(f, data.iloc[:2], make_background(data), method="sampling", target_relative_se=target)

@@ -4,6 +4,10 @@ The value of a coalition S is the interventional expectation v(S) = Σ_b w_b f(x
 background (one row — the mean — by default). Both estimators batch every model call: the exact one builds
 all 2^d masked inputs per row, the sampler all steps of many permutations, and both feed them to the model in
 chunks of `chunk_size` rows so memory stays bounded.
+
+The sampler stops a row as soon as its relative standard error (see `relative_standard_error`) reaches
+`target_relative_se`, checking only at checkpoints of whole blocks of antithetic pairs and never before
+`MIN_PAIRS` pairs; `n_permutations` is the cap.
 """
 
 from __future__ import annotations
@@ -28,6 +32,16 @@ EXACT_MAX_FEATURES = 14
 # 1 536 permutations (768 antithetic pairs), ≤ 1 536·(d−1) calls per row: relative error ≈ 0.05 on the
 # 30-feature benchmark MLP in less time than shap.KernelExplainer(nsamples=500); see benchmarks/results/shap.md.
 DEFAULT_N_PERMUTATIONS = 1536
+# The sampler stops a row when ‖SE‖₂ / ‖φ‖₂ ≤ 1 % (see relative_standard_error), or at the cap.
+DEFAULT_TARGET_RELATIVE_SE = 0.01
+# No stop before 32 antithetic pairs (64 permutations): the variance estimate has ≥ 31 degrees of freedom, so a
+# lucky run of similar pairs cannot fake precision (its relative error is then ≈ 1/√62 ≈ 13 %).
+MIN_PAIRS = 32
+# Checkpoints fall on multiples of 16 pairs, at most 4× the pairs already spent, aimed at the projected need.
+PAIR_STEP = 16
+MAX_GROWTH = 4
+# Where φ ≈ 0, the relative SE is taken against 10 % of the largest output change the row's coalitions produce.
+RELATIVE_SE_FLOOR = 0.1
 DEFAULT_CHUNK_SIZE = 65_536
 DEFAULT_BACKGROUND_SIZE = 10
 
@@ -137,12 +151,17 @@ def make_background(
 
 @dataclass(frozen=True)
 class ShapleySettings:
-    """How the values were computed."""
+    """How to compute Shapley values; on a result, how they were computed (estimator resolved, unused fields None).
 
-    baseline: BackgroundKind
-    n_background: int
-    n_permutations: int | None  # None when exact
-    seed: int | None  # None when exact
+    `n_permutations` is the sampler's cap per row and `target_relative_se` its stopping goal (None: spend the cap).
+    """
+
+    baseline: BackgroundKind = "mean"
+    n_background: int = DEFAULT_BACKGROUND_SIZE
+    estimator: Literal["auto", "exact", "sampling"] = "auto"
+    n_permutations: int | None = DEFAULT_N_PERMUTATIONS  # None when exact
+    target_relative_se: float | None = DEFAULT_TARGET_RELATIVE_SE  # None when exact or when the cap is spent
+    seed: int | None = 0  # None when exact
     chunk_size: int = DEFAULT_CHUNK_SIZE
 
 
@@ -160,6 +179,8 @@ class ShapleyResult:
     rows: pd.DataFrame  # the explained rows
     outputs: np.ndarray  # (n_rows, k): f(x)
     notes: list[str] = field(default_factory=list)
+    n_permutations_used: np.ndarray | None = None  # (n_rows,) permutations the sampler spent per row; None when exact
+    relative_standard_errors: np.ndarray | None = None  # (n_rows,) see relative_standard_error; zeros when exact
 
     @property
     def efficiency_gap(self) -> float:
@@ -236,11 +257,14 @@ def shapley_values(
     feature_names: Sequence[str] | None = None,
     output_names: Sequence[str] | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    target_relative_se: float | None = DEFAULT_TARGET_RELATIVE_SE,
 ) -> ShapleyResult:
     """Shapley values of `f` at each row of `X`: exact when d ≤ 14 (or method="exact"), else sampled.
 
     `background`: a `Background` (see `make_background`), or a table of rows used with equal weights, or
-    None for the mean of `X`. `progress(done, total, message)` is called after each chunk of rows.
+    None for the mean of `X`. The sampler spends at most `n_permutations` per row and stops a row earlier once
+    its relative standard error is ≤ `target_relative_se` (None: always spend the cap); see
+    `relative_standard_error`. `progress(done, total, message)` is called after each row or group of rows.
     """
     values, x_names = check_table(X, "rows to explain")
     n, d = values.shape
@@ -257,6 +281,18 @@ def shapley_values(
             f"(limit {EXACT_MAX_FEATURES} features). Use method='sampling'."
         )
     chunk_size = max(int(chunk_size), 1)
+    if not use_exact:
+        n_permutations = int(n_permutations)
+        if n_permutations < 4:
+            raise XaiError(f"The sampler needs at least 4 permutations (2 antithetic pairs); got {n_permutations}.")
+        n_permutations += n_permutations % 2
+        if target_relative_se is not None:
+            target_relative_se = float(target_relative_se)
+            if not 0 < target_relative_se < 1:
+                raise XaiError(
+                    f"target_relative_se is a fraction of the values' size, e.g. 0.01 for 1 %; got {target_relative_se}. "
+                    "Pass None to spend all n_permutations."
+                )
 
     outputs = _call_model(f, values.astype(np.float32), d)
     k = outputs.shape[1]
@@ -267,18 +303,17 @@ def shapley_values(
 
     empty_value = _coalition_values(f, values[:1], np.zeros((1, d), dtype=bool), bg, chunk_size, k)[0, 0]
 
+    used = rel_se = None
     if use_exact:
         phi, se = _exact(f, values, bg, k, chunk_size, progress)
-        settings = ShapleySettings(bg.kind, len(bg), None, None, chunk_size)
-        used = METHOD_EXACT
+        settings = ShapleySettings(bg.kind, len(bg), "exact", None, None, None, chunk_size)
+        estimator = METHOD_EXACT
+        rel_se = np.zeros(n)
     else:
-        n_permutations = int(n_permutations)
-        if n_permutations < 4:
-            raise XaiError(f"The sampler needs at least 4 permutations (2 antithetic pairs); got {n_permutations}.")
-        n_permutations += n_permutations % 2
-        phi, se = _antithetic(f, values, bg, k, n_permutations, seed, chunk_size, progress)
-        settings = ShapleySettings(bg.kind, len(bg), n_permutations, seed, chunk_size)
-        used = METHOD_SAMPLING
+        phi, se, used, rel_se = _antithetic(f, values, bg, k, n_permutations, seed, chunk_size, progress,
+                                            target_relative_se)
+        settings = ShapleySettings(bg.kind, len(bg), "sampling", n_permutations, target_relative_se, seed, chunk_size)
+        estimator = METHOD_SAMPLING
 
     rows = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(values, columns=names)
     rows.columns = names
@@ -286,13 +321,29 @@ def shapley_values(
         values=phi,
         base_values=empty_value,
         standard_errors=se,
-        method=used,
+        method=estimator,
         settings=settings,
         feature_names=names,
         output_names=list(output_names),
         rows=rows,
         outputs=outputs.astype(np.float64),
+        n_permutations_used=used,
+        relative_standard_errors=rel_se,
     )
+
+
+def relative_standard_error(values: np.ndarray, standard_errors: np.ndarray, spread: float = 0.0) -> float:
+    """One row's ‖SE‖₂ / max(‖φ‖₂, 0.1·spread), norms over all features and outputs; 0 when every SE is 0.
+
+    ‖SE‖₂ / ‖φ‖₂ is about the relative L2 error of the row's estimate. `spread` is the largest ‖v(S) − v(∅)‖₂ over
+    the coalitions evaluated for the row: when φ ≈ 0 (the row is like the background, or effects cancel), the error
+    is measured against a tenth of how far the row's output moves at all, instead of against ≈ 0.
+    """
+    se = float(np.linalg.norm(standard_errors))
+    if se == 0.0:
+        return 0.0
+    scale = max(float(np.linalg.norm(values)), RELATIVE_SE_FLOOR * float(spread))
+    return se / scale if scale > 0 else float("inf")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -329,82 +380,135 @@ def _exact(f, X, bg, k, chunk_size, progress):
     return phi, np.zeros_like(phi)
 
 
-def _antithetic(f, X, bg, k, n_permutations, seed, chunk_size, progress):
-    """Each sampled permutation is paired with its reverse; SE = std of pair estimates / sqrt(n_pairs)."""
+def _antithetic(f, X, bg, k, n_permutations, seed, chunk_size, progress, target):
+    """Each sampled permutation is paired with its reverse; SE = std of pair estimates / sqrt(n_pairs).
+
+    Per row, pairs come from one stream `default_rng([seed, row])` in blocks ending at checkpoints; at each the row
+    stops if its relative SE is ≤ `target`, else the next checkpoint is the projected need (SE ∝ 1/√pairs), at
+    least `PAIR_STEP` more and at most `MAX_GROWTH`× the pairs spent. The checkpoints depend only on the row's own
+    samples, never on `chunk_size` (which only splits the model calls), so a row's values depend on its seed and
+    settings alone. Returns φ, SE, permutations used and relative SE per row.
+    """
     n, d = X.shape
-    n_pairs = n_permutations // 2
+    cap = n_permutations // 2
     phi = np.empty((n, d, k))
     se = np.empty((n, d, k))
-    recurring = _RecurringCoalitions(d, n_permutations)
+    used = np.empty(n, dtype=np.int64)
+    rel_se = np.empty(n)
     small = np.int16 if d < 2**15 else np.int64  # narrow ints: the mask comparison is memory-bound
-    walked = recurring.walked_sizes.astype(small)
-    # Pairs per block: bound the masked inputs of one block to a few chunks.
-    block = max(1, (4 * chunk_size) // (2 * max(len(walked), 1) * len(bg)))
     for r in range(n):
         x = X[r : r + 1]
         rng = np.random.default_rng([seed, r])  # a row's values do not depend on which other rows are explained
-        table = _coalition_values(f, x, recurring.masks, bg, chunk_size, k)[0]  # v(∅), v(N), small/large coalitions
         count, mean, m2 = 0, np.zeros((d, k)), np.zeros((d, k))
-        for b0 in range(0, n_pairs, block):
-            nb = min(block, n_pairs - b0)
-            perm = rng.permuted(np.broadcast_to(np.arange(d), (nb, d)), axis=1)
-            order = np.concatenate([perm, perm[:, ::-1]])  # (2·nb, d): the permutations, then their reverses
-            rank = np.argsort(perm, axis=1)
-            ranks = np.concatenate([rank, d - 1 - rank])  # ranks[p, i] = position of feature i in permutation p
-            inner = np.empty((2 * nb, d - 1, k))  # v after each step 1 … d−1 of the walk ∅ → N
-            if len(walked):  # the walked sizes are one contiguous run (the cached ones sit at both ends)
-                masks = (ranks.astype(small)[:, None, :] < walked[None, :, None]).reshape(-1, d)
-                values = _coalition_values(f, x, masks, bg, chunk_size, k)[0]
-                inner[:, walked[0] - 1 : walked[-1]] = values.reshape(2 * nb, len(walked), k)
-            recurring.fill(inner, order, table)
-            gains = np.empty((2 * nb, d, k))  # gain of the feature added at each step
-            gains[:, 0] = inner[:, 0] - table[0]
-            gains[:, 1:-1] = np.diff(inner, axis=1)
-            gains[:, -1] = table[1] - inner[:, -1]
-            # contrib[p, i] = gains[p, ranks[p, i]]: steps reordered into features
-            index = torch.from_numpy(ranks)[:, :, None].expand(-1, -1, k)
-            contrib = torch.gather(torch.from_numpy(gains), 1, index).numpy()
-            pair = 0.5 * (contrib[:nb] + contrib[nb:])  # (nb, d, k)
-            count, mean, m2 = _combine(count, mean, m2, pair)
-        phi[r] = mean
-        se[r] = np.sqrt(m2 / max(count - 1, 1) / count)
+        goal = cap if target is None else min(cap, MIN_PAIRS)
+        recurring = _RecurringCoalitions(f, x, bg, chunk_size, k, 2 * goal)  # v(∅), v(N), and what pays to cache
+        while True:
+            recurring.cache_if_worth(2 * (goal - count))
+            walked = recurring.walked_sizes.astype(small)
+            # Pairs per model batch: bound the masked inputs of one batch to a few chunks.
+            block = max(1, (4 * chunk_size) // (2 * max(len(walked), 1) * len(bg)))
+            while count < goal:
+                nb = min(block, goal - count)
+                pair = _antithetic_pairs(f, x, bg, k, chunk_size, rng, nb, recurring, walked)
+                count, mean, m2 = _combine(count, mean, m2, pair)
+            row_se = np.sqrt(m2 / max(count - 1, 1) / count)
+            rel = relative_standard_error(mean, row_se, recurring.spread)
+            if target is None or count >= cap or rel <= target:
+                break
+            goal = _next_checkpoint(count, rel, target, cap)
+        phi[r], se[r], used[r], rel_se[r] = mean, row_se, 2 * count, rel
         _report(progress, r + 1, n)
-    return phi, se
+    return phi, se, used, rel_se
+
+
+def _next_checkpoint(count: int, rel: float, target: float, cap: int) -> int:
+    """Pairs to have spent at the next check: aimed at (rel / target)² × count, within [count + step, growth × count]."""
+    needed = count * (rel / target) ** 2 if np.isfinite(rel) else float("inf")
+    goal = min(max(needed, count + PAIR_STEP), MAX_GROWTH * count)
+    return int(min(cap, math.ceil(goal / PAIR_STEP) * PAIR_STEP))
+
+
+def _antithetic_pairs(f, x, bg, k, chunk_size, rng, nb, recurring, walked) -> np.ndarray:
+    """`nb` permutations from `rng` and their reverses, walked ∅ → N: the pair-averaged contributions (nb, d, k)."""
+    d = x.shape[1]
+    perm = rng.permuted(np.broadcast_to(np.arange(d), (nb, d)), axis=1)
+    order = np.concatenate([perm, perm[:, ::-1]])  # (2·nb, d): the permutations, then their reverses
+    rank = np.argsort(perm, axis=1)
+    ranks = np.concatenate([rank, d - 1 - rank])  # ranks[p, i] = position of feature i in permutation p
+    inner = np.empty((2 * nb, d - 1, k))  # v after each step 1 … d−1 of the walk ∅ → N
+    if len(walked):  # the walked sizes are one contiguous run (the cached ones sit at both ends)
+        masks = (ranks.astype(walked.dtype)[:, None, :] < walked[None, :, None]).reshape(-1, d)
+        values = _coalition_values(f, x, masks, bg, chunk_size, k)[0]
+        recurring.observe(values)
+        inner[:, walked[0] - 1 : walked[-1]] = values.reshape(2 * nb, len(walked), k)
+    recurring.fill(inner, order)
+    table = recurring.table
+    gains = np.empty((2 * nb, d, k))  # gain of the feature added at each step
+    gains[:, 0] = inner[:, 0] - table[0]
+    gains[:, 1:-1] = np.diff(inner, axis=1)
+    gains[:, -1] = table[1] - inner[:, -1]
+    # contrib[p, i] = gains[p, ranks[p, i]]: steps reordered into features
+    index = torch.from_numpy(ranks)[:, :, None].expand(-1, -1, k)
+    contrib = torch.gather(torch.from_numpy(gains), 1, index).numpy()
+    return 0.5 * (contrib[:nb] + contrib[nb:])
 
 
 class _RecurringCoalitions:
-    """Coalitions of 1, 2, d−2 and d−1 features recur across permutations: evaluate each once per row.
+    """One row's v(∅), v(N), and — once they pay — the coalitions of 1, 2, d−2 and d−1 features, evaluated once.
 
-    Only done when the walks would visit those sizes more often than there are such coalitions, so it
-    never costs more calls than walking. The estimator is unchanged; only repeated model calls are saved.
+    Coalitions of those sizes recur across permutations. Each level is cached only when the walks still planned
+    would visit its sizes more often than there are such coalitions, so caching never costs more calls than
+    walking. The estimator is unchanged; only repeated model calls are saved. Also tracks `spread`, the largest
+    ‖v(S) − v(∅)‖₂ seen for the row (see `relative_standard_error`).
     """
 
-    def __init__(self, d: int, n_permutations: int):
-        self.d = d
-        self.singles = d >= 4 and n_permutations >= d
-        self.pairs = self.singles and d >= 6 and n_permutations >= d * (d - 1) // 2
-        parts = [np.zeros((1, d), dtype=bool), np.ones((1, d), dtype=bool)]
-        cached = set()
-        if self.singles:
+    def __init__(self, f, x, bg, chunk_size, k, n_planned_permutations: int):
+        self.f, self.x, self.bg, self.chunk_size, self.k = f, x, bg, chunk_size, k
+        self.d = d = x.shape[1]
+        self.singles = self.pairs = False
+        self.table = np.zeros((0, k))
+        self.spread = 0.0
+        self._add([np.zeros((1, d), dtype=bool), np.ones((1, d), dtype=bool)], n_planned_permutations)
+
+    @property
+    def walked_sizes(self) -> np.ndarray:
+        cached = ({1, self.d - 1} if self.singles else set()) | ({2, self.d - 2} if self.pairs else set())
+        return np.array([s for s in range(1, self.d) if s not in cached], dtype=np.int64)
+
+    def observe(self, values: np.ndarray) -> None:
+        moved = np.linalg.norm(values.reshape(-1, self.k) - self.table[0], axis=1)
+        self.spread = max(self.spread, float(moved.max(initial=0.0)))
+
+    def cache_if_worth(self, n_more_permutations: int) -> None:
+        """Cache the next levels if the planned permutations would visit them more often than they have coalitions."""
+        self._add([], n_more_permutations)
+
+    def _add(self, parts: list[np.ndarray], n_more_permutations: int) -> None:
+        d = self.d
+        singles = self.singles or (d >= 4 and n_more_permutations >= d)
+        pairs = self.pairs or (singles and d >= 6 and n_more_permutations >= d * (d - 1) // 2)
+        if singles and not self.singles:
             eye = np.eye(d, dtype=bool)
             parts += [eye, ~eye]
-            cached |= {1, d - 1}
-        if self.pairs:
+        if pairs and not self.pairs:
             i, j = np.triu_indices(d, 1)
             pm = np.zeros((len(i), d), dtype=bool)
             pm[np.arange(len(i)), i] = True
             pm[np.arange(len(i)), j] = True
-            parts += [pm, ~pm]
             self.pair_index = np.zeros((d, d), dtype=np.int64)
             self.pair_index[i, j] = self.pair_index[j, i] = np.arange(len(i))
             self.n_pair_masks = len(i)
-            cached |= {2, d - 2}
-        self.masks = np.concatenate(parts)
-        self.walked_sizes = np.array([s for s in range(1, d) if s not in cached], dtype=np.int64)
+            parts += [pm, ~pm]
+        if not parts:
+            return
+        values = _coalition_values(self.f, self.x, np.concatenate(parts), self.bg, self.chunk_size, self.k)[0]
+        self.table = np.concatenate([self.table, values])  # ∅, N, then singles, complements, pairs, pair complements
+        self.singles, self.pairs = singles, pairs
+        self.observe(values)
 
-    def fill(self, inner: np.ndarray, order: np.ndarray, table: np.ndarray) -> None:
+    def fill(self, inner: np.ndarray, order: np.ndarray) -> None:
         """Write the cached v(step) into `inner` (p, d−1, k); `order[p, t]` is the feature at position t."""
-        d = self.d
+        d, table = self.d, self.table
         if self.singles:
             inner[:, 0] = table[2 + order[:, 0]]  # {first feature}
             inner[:, d - 2] = table[2 + d + order[:, d - 1]]  # all but the last feature
