@@ -1,10 +1,14 @@
 """Surrogates against known answers: a model that is a tree, held-out rows that never leak, LIME on a linear model."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from torch import nn
+
+from sklearn.metrics import r2_score
 
 from xai_core.datasets import TableSet
 from xai_core.model import LoadedModel, ModelInfo
@@ -40,7 +44,11 @@ def test_a_model_that_is_a_tree_is_recovered_exactly():
     splits = {(result.feature_names[t.feature[i]], round(float(t.threshold[i]), 1)) for i in range(t.node_count)
               if t.children_left[i] != -1}
     assert splits == {("f0", 1.0), ("f2", -0.5)}
-    assert "f0 <= 1" in result.rules.replace("1.000", "1") or "f0 <=" in result.rules
+    assert result.fidelity_interval == (1.0, 1.0)
+    rules = result.rules
+    assert re.search(r"f0 <= (1\.00\d|0\.99\d)", rules) and re.search(r"f2 <= -(0\.50\d|0\.49\d)", rules), rules
+    assert "class:" not in rules and {line.split("predict: ")[1] for line in rules.splitlines() if "predict: " in line} \
+        == {"a", "b", "c"}
 
 
 def test_held_out_rows_never_reach_the_fit():
@@ -71,13 +79,81 @@ def test_augmentation_raises_fidelity_on_a_smooth_model():
     augmented = fit_surrogate(model, data, SurrogateSettings(max_depth=3, augment=20))
     assert augmented.fidelity >= plain.fidelity - 0.02
     curve = fidelity_by_depth(model, data, depths=[1, 3])
-    assert set(curve["fit"]) == {"plain", "augmented"} and len(curve) == 4
+    assert curve[["depth", "fit"]].values.tolist() == [[1, "plain"], [1, "augmented"], [3, "plain"], [3, "augmented"]]
+    row = curve[(curve.depth == 3) & (curve.fit == "plain")].iloc[0]
+    assert row.fidelity == plain.fidelity and (row.low, row.high) == plain.fidelity_interval
+    assert row.leaves == plain.tree.get_n_leaves() <= 2**3
 
 
-def test_regression_fidelity_is_r2():
+def test_regression_fidelity_is_r2_against_the_models_output_on_held_out_rows():
     net = nn.Linear(4, 1)
-    result = fit_surrogate(wrap(net, task="regression"), table(), SurrogateSettings(max_depth=6))
-    assert result.fidelity_name.startswith("R²") and 0.5 < result.fidelity <= 1.0
+    data = table()
+    result = fit_surrogate(wrap(net, task="regression"), data, SurrogateSettings(max_depth=6))
+    X_hold = data.X.to_numpy()[result.holdout_index]
+    with torch.no_grad():
+        model_hold = net(torch.tensor(X_hold, dtype=torch.float32))[:, 0].numpy()
+    assert result.fidelity_name.startswith("R²")
+    assert result.fidelity == pytest.approx(r2_score(model_hold, result.tree.predict(X_hold)), abs=1e-6)
+    assert 0.5 < result.fidelity < 1.0  # a depth-6 tree approximates a plane well, never exactly
+
+
+def own_bootstrap(values: np.ndarray, n_bootstrap: int = 1000, seed: int = 0) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    means = [values[rng.integers(0, len(values), len(values))].mean() for _ in range(n_bootstrap)]
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def test_fidelity_is_the_held_out_agreement_computed_directly():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 3))
+    data = table(n=400)
+    settings = SurrogateSettings(max_depth=2, augment=5, seed=4)
+    result = fit_surrogate(wrap(net), data, settings)
+    X_hold = data.X.to_numpy()[result.holdout_index]
+    with torch.no_grad():
+        model_class = net(torch.tensor(X_hold, dtype=torch.float32)).argmax(dim=1).numpy()
+    agree = (result.tree.predict(X_hold) == model_class).astype(float)
+    assert result.fidelity == pytest.approx(agree.mean(), abs=1e-12)
+    assert 0.5 < result.fidelity < 1.0  # not trivially perfect: the check has something to compare
+    assert result.fidelity_interval == pytest.approx(own_bootstrap(agree, seed=4), abs=1e-12)
+    assert len(result.holdout_index) == 120 and result.n_synthetic == 5 * 280
+
+
+def test_model_and_tree_scores_are_accuracies_against_the_labels_on_held_out_rows():
+    data = table(n=300, seed=5)
+    X = data.X.to_numpy()
+    truth = np.where(X[:, 0] > 1.0, 2, np.where(X[:, 2] <= -0.5, 1, 0))  # KnownTree's own classes …
+    flipped = np.arange(300) % 7 == 0
+    labels = np.where(flipped, (truth + 1) % 3, truth)  # … with every 7th label wrong
+    data = TableSet(data.X, pd.Series(labels), "y")
+    result = fit_surrogate(wrap(KnownTree()), data, SurrogateSettings(max_depth=2, min_samples_leaf=1, augment=20))
+    hold = result.holdout_index
+    assert result.score_name == "accuracy"
+    assert result.model_score == pytest.approx(1 - flipped[hold].mean())
+    assert result.tree_score == pytest.approx(np.mean(result.tree.predict(X[hold]) == labels[hold]))
+
+
+def test_a_model_that_is_a_depth_two_tree_is_matched_exactly_from_depth_two():
+    data = table()
+    settings = SurrogateSettings(max_depth=2, min_samples_leaf=1, augment=20)
+    curve = fidelity_by_depth(wrap(KnownTree()), data, depths=[1, 2, 3], settings=settings).set_index(["depth", "fit"])
+    augmented = curve.xs("augmented", level="fit")
+    assert augmented.loc[2, "fidelity"] == 1.0 and augmented.loc[3, "fidelity"] == 1.0
+    assert (augmented.loc[2, "low"], augmented.loc[2, "high"]) == (1.0, 1.0)
+    # One split cannot tell three classes apart: at least the rarest held-out class is missed.
+    hold = split_rows(len(data), settings.holdout, settings.seed)[1]
+    X = data.X.to_numpy()[hold]
+    classes = np.where(X[:, 0] > 1.0, 2, np.where(X[:, 2] <= -0.5, 1, 0))
+    rarest = np.bincount(classes, minlength=3).min() / len(classes)
+    assert curve.loc[(1, "plain"), "fidelity"] <= 1 - rarest + 1e-12
+    assert curve.loc[(1, "augmented"), "fidelity"] <= 1 - rarest + 1e-12
+    assert (curve["leaves"] <= 2 ** curve.index.get_level_values("depth")).all()
+    assert curve.loc[(1, "plain"), "leaves"] == 2
+
+
+def test_plain_settings_give_one_row_per_depth():
+    curve = fidelity_by_depth(wrap(KnownTree()), table(n=100), depths=[1, 2], settings=SurrogateSettings(augment=0))
+    assert curve[["depth", "fit"]].values.tolist() == [[1, "plain"], [2, "plain"]]
 
 
 def test_lime_recovers_a_linear_models_coefficients():
