@@ -4,15 +4,19 @@ import logging
 
 import streamlit as st
 
-st.set_page_config(page_title="xai-dashboard", page_icon="🔎", layout="wide")
+from ui.state import keep_uploads_across_reloads
+
+st.set_page_config(page_title="xai-dashboard", page_icon=":material/troubleshoot:", layout="wide")
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+# Material icons ship with Streamlit's own font: they render on machines with no emoji font (headless Chromium).
 PAGES = [
-    st.Page("views/model_data.py", title="Model & data", icon="📦", default=True, url_path="model"),
-    st.Page("views/image_explanations.py", title="Image explanations", icon="🖼️", url_path="images"),
-    st.Page("views/feature_importance.py", title="Feature importance", icon="📊", url_path="features"),
-    st.Page("views/surrogate_tree.py", title="Surrogate tree", icon="🌳", url_path="surrogate"),
-    st.Page("views/quantization.py", title="Quantization", icon="🧮", url_path="quantization"),
+    st.Page("views/model_data.py", title="Model & data", icon=":material/inventory_2:", default=True, url_path="model"),
+    st.Page("views/image_explanations.py", title="Image explanations", icon=":material/image_search:", url_path="images"),
+    st.Page("views/feature_importance.py", title="Feature importance", icon=":material/bar_chart:", url_path="features"),
+    st.Page("views/surrogate_tree.py", title="Surrogate tree", icon=":material/account_tree:", url_path="surrogate"),
+    st.Page("views/quantization.py", title="Quantization", icon=":material/compress:", url_path="quantization"),
 ]
 
+keep_uploads_across_reloads()
 st.navigation(PAGES).run()

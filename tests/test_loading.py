@@ -204,7 +204,7 @@ def test_sidecar_errors_name_the_field():
 def test_wrong_input_shape_is_reported():
     buffer = io.BytesIO()
     torch.jit.save(torch.jit.script(nn.Sequential(nn.Linear(5, 2))), buffer)
-    with pytest.raises(XaiError, match="failed on an input of shape"):
+    with pytest.raises(XaiError, match=r"failed on a batch of shape \[2, 7\] \(input shape from the page or sidecar\)"):
         load_model(buffer.getvalue(), "ts.pt", overrides={"input_kind": "tabular", "input_shape": [7]})
 
 

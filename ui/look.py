@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import html
 import io
 
 import pandas as pd
@@ -10,6 +11,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from xai_core import XaiError
+
+# Material icons come with Streamlit's own font, so they render where no emoji font is installed.
+ICON_INFO = ":material/info:"
+ICON_WARNING = ":material/warning:"
+ICON_SLOW = ":material/hourglass_bottom:"
+ICON_DOWNLOAD = ":material/download:"
 
 
 def page_header(title: str, question: str) -> None:
@@ -29,7 +36,7 @@ def user_errors():
     try:
         yield
     except XaiError as exc:
-        st.error(str(exc), icon="⚠️")
+        st.error(str(exc), icon=ICON_WARNING)
 
 
 def figure(fig: go.Figure, how_to_read: str | None = None, key: str | None = None, download_name: str | None = None) -> None:
@@ -39,13 +46,24 @@ def figure(fig: go.Figure, how_to_read: str | None = None, key: str | None = Non
     if how_to_read:
         cols[0].caption(how_to_read)
     if download_name:
-        cols[1].download_button("⬇ figure (HTML)", fig.to_html(include_plotlyjs="cdn", full_html=True),
-                                file_name=f"{download_name}.html", mime="text/html", key=f"dl-{key or download_name}")
+        cols[1].download_button("Figure (HTML)", fig.to_html(include_plotlyjs="cdn", full_html=True),
+                                file_name=f"{download_name}.html", mime="text/html", key=f"dl-{key or download_name}",
+                                icon=ICON_DOWNLOAD)
 
 
-def table_download(frame: pd.DataFrame, name: str, label: str = "⬇ CSV") -> None:
-    st.download_button(label, frame.to_csv(index=False).encode(), file_name=f"{name}.csv", mime="text/csv",
-                       key=f"dl-{name}")
+def table_download(frame: pd.DataFrame, name: str, label: str = "CSV") -> None:
+    st.download_button(label.lstrip("⬇ "), frame.to_csv(index=False).encode(), file_name=f"{name}.csv", mime="text/csv",
+                       key=f"dl-{name}", icon=ICON_DOWNLOAD)
+
+
+def facts(items: dict[str, str]) -> None:
+    """Key facts in a row that wraps instead of cutting values short (st.metric truncates long values)."""
+    cells = "".join(
+        f"<div style='min-width:8rem'><div style='font-size:0.85rem;color:#52606d'>{html.escape(k)}</div>"
+        f"<div style='font-size:1.35rem;line-height:1.4;overflow-wrap:anywhere'>{html.escape(v)}</div></div>"
+        for k, v in items.items())
+    st.markdown(f"<div style='display:flex;flex-wrap:wrap;gap:0.4rem 2.6rem;margin:0.2rem 0 0.8rem'>{cells}</div>",
+                unsafe_allow_html=True)
 
 
 def png_bytes(array) -> bytes:

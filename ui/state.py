@@ -5,12 +5,16 @@ Every page calls `current_selection()` to get the model and data the Model & dat
 
 from __future__ import annotations
 
+import collections
+import copy
 import gc
 import hashlib
 import json
 import os
+import secrets
 import sys
 import threading
+import time
 from dataclasses import dataclass
 
 import streamlit as st
@@ -89,8 +93,27 @@ def cached_uploaded_model(key: str, _data: bytes, filename: str, _sidecar: bytes
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner="Reading the uploaded data…")
-def cached_uploaded_data(key: str, model_sha: str, _files: list[tuple[str, bytes]], target_column: str | None, _model: LoadedModel):
-    return load_data(_files, _model.info, target_column)
+def cached_uploaded_data(key: str, model_sha: str, _files: list[tuple[str, bytes]], settings: "DataSettings",
+                         _model: LoadedModel):
+    return load_data(_files, _model.info, settings.target_column, ignore_columns=settings.ignore_columns,
+                     label_pattern=settings.label_pattern)
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Every choice on the Model & data page that changes how the uploaded data is read (and so every result)."""
+
+    target_column: str | None = None  # None: find it; "": no labels
+    ignore_columns: tuple[str, ...] = ()
+    label_pattern: str | None = None  # images: regex on the file name giving the class
+
+    def digest_part(self) -> str:
+        return json.dumps([self.target_column, list(self.ignore_columns), self.label_pattern])
+
+
+def data_settings() -> DataSettings:
+    return DataSettings(st.session_state.get("target_column"), tuple(st.session_state.get("ignore_columns") or ()),
+                        st.session_state.get("label_pattern") or None)
 
 
 def uploaded_model() -> LoadedModel | None:
@@ -104,12 +127,13 @@ def uploaded_model() -> LoadedModel | None:
 
 
 def uploaded_data(model: LoadedModel):
+    """The uploaded data read for `model`, and a key naming the files and every setting that changes how they are read."""
     files = st.session_state.get("data_upload")
     if not files:
         return None, ""
-    key = _digest(*[name.encode() + b"\x00" + data for name, data in files])
-    target = st.session_state.get("target_column")
-    return cached_uploaded_data(key, model.sha256, files, target, model), key
+    settings = data_settings()
+    key = _digest(*[name.encode() + b"\x00" + data for name, data in files], settings.digest_part())
+    return cached_uploaded_data(key, model.sha256, files, settings, model), key
 
 
 def current_selection() -> Selection:
@@ -127,6 +151,66 @@ def current_selection() -> Selection:
     data = cached_demo_data(key, model.sha256)
     background = cached_demo_data(key, model.sha256, "train") if DEMOS[key].train_file else None
     return Selection(model, data, "demo", key, f"demo:{key}", background)
+
+
+# ---------------------------------------------------------------------------------------- uploads across reloads
+
+# A browser reload starts a new Streamlit session with an empty session state. The uploads and the page's choices
+# are kept server-side under a random token that the URL carries (?upload=…), so a reload of the same tab gets them
+# back. Bounded in count, bytes and age; the token is 128 random bits, as secret as the session itself.
+KEPT_STATE_KEYS = ("source", "source_control", "model_upload", "data_upload", "target_column", "ignore_columns",
+                   "label_pattern", "target_select", "ignore_select", "pattern_input", "ov_task", "ov_kind", "ov_shape",
+                   "ov_arch", "ov_classes", "ov_features", "ov_mean", "ov_std", "ov_resize")
+MAX_KEPT_UPLOADS = 32
+MAX_KEPT_BYTES = 2 * 1024**3
+KEEP_SECONDS = 24 * 3600
+_kept: "collections.OrderedDict[str, tuple[float, int, dict]]" = collections.OrderedDict()
+_kept_lock = threading.Lock()
+
+
+def _upload_bytes(saved: dict) -> int:
+    model = saved.get("model_upload") or {}
+    return len(model.get("bytes") or b"") + len(model.get("sidecar") or b"") + sum(
+        len(d) for _, d in saved.get("data_upload") or [])
+
+
+def _keep(token: str, saved: dict) -> None:
+    size = _upload_bytes(saved)
+    with _kept_lock:
+        _kept.pop(token, None)
+        if size > MAX_KEPT_BYTES:
+            return
+        _kept[token] = (time.time(), size, saved)
+        now = time.time()
+        while _kept and (len(_kept) > MAX_KEPT_UPLOADS or sum(v[1] for v in _kept.values()) > MAX_KEPT_BYTES
+                         or now - next(iter(_kept.values()))[0] > KEEP_SECONDS):
+            _kept.popitem(last=False)
+
+
+def _kept_state(token: str) -> dict | None:
+    with _kept_lock:
+        entry = _kept.get(token)
+        if entry is None or time.time() - entry[0] > KEEP_SECONDS:
+            return None
+        return entry[2]
+
+
+def keep_uploads_across_reloads() -> None:
+    """At the top of every run: give a reloaded tab its uploads back (from the URL's token), else remember them."""
+    state = st.session_state
+    token = st.query_params.get("upload")
+    if token and not state.get("model_upload") and not state.get("data_upload") and "upload_token" not in state:
+        saved = _kept_state(token)
+        if saved is not None:
+            for key, value in saved.items():
+                state[key] = copy.copy(value)
+            state["upload_token"] = token
+            state["uploads_restored"] = True
+    if state.get("model_upload") or state.get("data_upload"):
+        token = state.setdefault("upload_token", secrets.token_urlsafe(16))
+        _keep(token, {key: copy.copy(state[key]) for key in KEPT_STATE_KEYS if key in state})
+        if st.query_params.get("upload") != token:
+            st.query_params["upload"] = token
 
 
 def demo_available() -> bool:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import posixpath
+import re
 import zipfile
+import zlib
 from collections import Counter
 from typing import Iterable
 
@@ -31,31 +33,47 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".tsv", ".txt")
 
 
-def load_data(files: list[tuple[str, bytes]], info: ModelInfo, target_column: str | None = None) -> ImageSet | TableSet:
-    """Uploaded files → the dataset for this model: one table (CSV/Parquet), or images and zips of images."""
+def load_data(files: list[tuple[str, bytes]], info: ModelInfo, target_column: str | None = None,
+              ignore_columns: Iterable[str] = (), label_pattern: str | None = None) -> ImageSet | TableSet:
+    """Uploaded files → the dataset for this model: one table (CSV/Parquet), or images and zips of images.
+
+    Tables: `target_column` as in `prepare_table`, `ignore_columns` dropped first (IDs, free text…). Images: labelled by
+    their class folder in a zip, by `label_pattern` (a regular expression on the file name whose first group, or whole
+    match, is the class name or index), or by a CSV of file → label uploaded together with them.
+    """
     if not files:
         raise XaiError("No data files were given.")
     tables = [(n, d) for n, d in files if n.lower().endswith(TABLE_SUFFIXES)]
-    if tables and len(tables) != len(files):
-        raise XaiError("Upload either one table or images, not both at once.")
+    images = [(n, d) for n, d in files if not n.lower().endswith(TABLE_SUFFIXES)]
+    if tables and images:
+        if info.input_kind == "tabular":
+            raise XaiError(f"This model takes a table: upload the table alone, not both a table and images "
+                           f"({images[:2]}).")
+        if len(tables) > 1:
+            raise XaiError(f"With images, upload at most one table: a CSV of file name → label. Got {len(tables)} tables.")
+        name, data = tables[0]
+        return load_images(images, info, label_pattern=label_pattern, label_map=(name, read_table(data, name)))
     if tables:
         if info.input_kind != "tabular":
-            raise XaiError("This model takes images, not a table. Upload images or a zip of class folders.")
+            raise XaiError("This model takes images, not a table. Upload images or a zip of class folders (a CSV "
+                           "next to images is read as file name → label).")
         if len(tables) > 1:
             raise XaiError(f"Upload one table, not {len(tables)}.")
         name, data = tables[0]
-        return prepare_table(read_table(data, name), info, target_column)
-    return load_images(files, info)
+        return prepare_table(read_table(data, name), info, target_column, ignore_columns=ignore_columns)
+    return load_images(files, info, label_pattern=label_pattern)
 
 
 # ---------------------------------------------------------------------------------------- images
 
 
-def load_images(files: Iterable[tuple[str, bytes]], info: ModelInfo) -> ImageSet:
-    """Decode uploaded images and zips (class folders become labels), resized to the model's input.
+def load_images(files: Iterable[tuple[str, bytes]], info: ModelInfo, label_pattern: str | None = None,
+                label_map: tuple[str, pd.DataFrame] | None = None) -> ImageSet:
+    """Decode uploaded images and zips, brought to the model's input size, with labels where they can be found.
 
-    `files` are (name, bytes) pairs. A zip's images are labelled by their folder when the folder names
-    are the model's class names (or class indices). Loose images are unlabelled.
+    `files` are (name, bytes) pairs. Labels come from, in this order: `label_map` (a table with a file-name column and
+    a label column), `label_pattern` (regex on the file name), or a zip's class folders (named after the model's class
+    names or class indices). Loose images with none of these are unlabelled.
     """
     if info.input_kind != "image":
         raise XaiError("This model takes a table, not images. Upload a CSV or Parquet file instead.")
@@ -75,7 +93,12 @@ def load_images(files: Iterable[tuple[str, bytes]], info: ModelInfo) -> ImageSet
             raise XaiError(f"More than {MAX_IMAGES} images; upload a smaller sample.")
     if not images:
         raise XaiError("No images found. Upload PNG, JPEG or WebP files, or a zip of them in class folders.")
-    labels = _labels_from_folders(folders, info, notes)
+    if label_map is not None:
+        labels = _labels_from_map(names, *label_map, info, notes)
+    elif label_pattern:
+        labels = _labels_from_pattern(names, label_pattern, info, notes)
+    else:
+        labels = _labels_from_folders(folders, info, notes)
     return ImageSet(images=np.stack(images), names=names, labels=labels, notes=_dedupe(notes))
 
 
@@ -104,16 +127,28 @@ def decode_image(data: bytes, name: str, info: ModelInfo, notes: list[str] | Non
         raise XaiError(f"'{name}' is damaged or truncated and cannot be decoded ({exc}).") from None
     img = ImageOps.exif_transpose(img)
     img = _to_model_mode(img, info.channels, name, notes)
-    target_h, target_w = info.image_size
-    if img.size != (target_w, target_h):
-        if abs(img.width / img.height - target_w / target_h) > 0.01:
-            notes.append(f"Images whose aspect ratio differs from the model's {target_w}×{target_h} were resized and centre-cropped.")
-            img = ImageOps.fit(img, (target_w, target_h), method=Image.Resampling.BILINEAR)
-        else:
-            notes.append(f"Images were resized to the model's input size {target_w}×{target_h}.")
-            img = img.resize((target_w, target_h), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    img = resize_to_input(img, info, notes)
     array = np.asarray(img, dtype=np.uint8)
     return array[..., None] if array.ndim == 2 else array
+
+
+def resize_to_input(img: Image.Image, info: ModelInfo, notes: list[str] | None = None) -> Image.Image:
+    """Bring an image to the model's H×W as `info.resize` says: centre-crop, stretch, or pad (letterbox, black)."""
+    notes = notes if notes is not None else []
+    target_h, target_w = info.image_size
+    if img.size == (target_w, target_h):
+        return img
+    same_aspect = abs(img.width / img.height - target_w / target_h) <= 0.01
+    if same_aspect or info.resize == "stretch":
+        notes.append(f"Images were resized to the model's input size {target_w}×{target_h}"
+                     + ("" if same_aspect else ", stretched (aspect ratio not kept)") + ".")
+        return img.resize((target_w, target_h), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    if info.resize == "pad":
+        notes.append(f"Images whose aspect ratio differs from the model's {target_w}×{target_h} were resized to fit "
+                     "and padded with black.")
+        return ImageOps.pad(img, (target_w, target_h), method=Image.Resampling.BILINEAR, color=0)
+    notes.append(f"Images whose aspect ratio differs from the model's {target_w}×{target_h} were resized and centre-cropped.")
+    return ImageOps.fit(img, (target_w, target_h), method=Image.Resampling.BILINEAR)
 
 
 def _to_model_mode(img: Image.Image, channels: int, name: str, notes: list[str]) -> Image.Image:
@@ -169,11 +204,74 @@ def _zip_images(name: str, data: bytes):
     while all(len(p) > 2 for p in parts) and len({p[0] for p in parts}) == 1:
         parts = [p[1:] for p in parts]
     for info, p in zip(members, parts):
-        with archive.open(info) as handle:
-            member_bytes = handle.read(info.file_size + 1)
+        try:
+            with archive.open(info) as handle:
+                member_bytes = handle.read(info.file_size + 1)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            raise XaiError(f"'{name}': {info.filename} is damaged ({str(exc)[:80]}); refused. Zip the images again.") from None
         if len(member_bytes) > info.file_size:
             raise XaiError(f"'{name}': {info.filename} is larger than its zip entry declares; refused.")
         yield info.filename, member_bytes, (p[-2] if len(p) >= 2 else None)
+
+
+def _labels_from_pattern(names: list[str], pattern: str, info: ModelInfo, notes: list[str]) -> np.ndarray | None:
+    """Labels from file names: the regex's first group (or its whole match) on each file's base name."""
+    if info.task != "classification":
+        raise XaiError("Labels from file names are class labels; this model is a regression model.")
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise XaiError(f"The file-name pattern {pattern!r} is not a valid regular expression ({exc}). Example: "
+                       r"'^([a-z]+)_\d+' takes 'cat' from 'cat_12.png'.") from None
+    found, unmatched = [], []
+    for name in names:
+        base = posixpath.basename(name.replace("\\", "/"))
+        match = regex.search(base)
+        if match is None:
+            unmatched.append(base)
+            continue
+        found.append(match.group(1) if regex.groups else match.group(0))
+    if unmatched:
+        raise XaiError(f"The file-name pattern {pattern!r} does not match {len(unmatched)} file(s), e.g. {unmatched[:3]}. "
+                       "Every image needs a label: fix the pattern, or clear it to load the images unlabelled.")
+    labels = class_indices(found, info.class_names, "Labels taken from file names",
+                           " Adjust the pattern so its first group is the class name or index.")
+    notes.append(f"Labels were read from the file names with the pattern {pattern!r}.")
+    return labels
+
+
+def _labels_from_map(names: list[str], table_name: str, table: pd.DataFrame, info: ModelInfo,
+                     notes: list[str]) -> np.ndarray:
+    """Labels from a table of file name → label: the column holding the image names, and one label column."""
+    if info.task != "classification":
+        raise XaiError(f"'{table_name}' next to images is read as file name → class label, but this model is a "
+                       "regression model.")
+    bases = [posixpath.basename(n.replace("\\", "/")) for n in names]
+    wanted = set(bases) | set(names)
+    hits = {c: table[c].astype(str).str.strip().map(lambda v: posixpath.basename(v.replace("\\", "/"))).isin(wanted).sum()
+            for c in table.columns}
+    file_column = max(hits, key=hits.get)
+    if hits[file_column] == 0:
+        raise XaiError(f"'{table_name}' has no column of image file names (looked for names such as {bases[:2]}). Give it "
+                       "two columns, e.g. 'file,label', one row per image.")
+    others = [c for c in table.columns if c != file_column]
+    preferred = [c for c in others if c.lower() in ("label", "labels", "class", "target", "y", "category")]
+    if len(others) != 1 and len(preferred) != 1:
+        raise XaiError(f"'{table_name}': which column is the label? Found {others[:6]}. Keep only the file-name column "
+                       "and one column named 'label'.")
+    label_column = preferred[0] if preferred else others[0]
+    keys = table[file_column].astype(str).str.strip().map(lambda v: posixpath.basename(v.replace("\\", "/")))
+    if keys.duplicated().any():
+        raise XaiError(f"'{table_name}' lists {sorted(set(keys[keys.duplicated()]))[:3]} more than once; one row per image.")
+    mapping = dict(zip(keys, table[label_column]))
+    missing = [b for b in bases if b not in mapping]
+    if missing:
+        raise XaiError(f"'{table_name}' has no label for {len(missing)} image(s), e.g. {missing[:3]}. Add a row for "
+                       "each image, or upload the images without the table.")
+    labels = class_indices([mapping[b] for b in bases], info.class_names, f"Labels in '{table_name}'",
+                           " Use the model's class names or indices.")
+    notes.append(f"Labels were read from '{table_name}' (column '{label_column}' by '{file_column}').")
+    return labels
 
 
 def _labels_from_folders(folders: list[str | None], info: ModelInfo, notes: list[str]) -> np.ndarray | None:
@@ -245,26 +343,43 @@ def _sniff_delimiter(text: str) -> str:
         return ","
 
 
-def prepare_table(frame: pd.DataFrame, info: ModelInfo, target_column: str | None = None) -> TableSet:
+TARGET_CANDIDATES = ("target", "label", "labels", "y", "class")
+
+
+def prepare_table(frame: pd.DataFrame, info: ModelInfo, target_column: str | None = None,
+                  ignore_columns: Iterable[str] = ()) -> TableSet:
     """Check a table against a tabular model: features by name (any order) or by position, numeric, finite.
 
-    `target_column`: None finds it (the model's target name, 'target', 'label' or 'y'); "" means no target.
+    `target_column`: None finds it (the model's target name, then 'target', 'label', 'labels', 'y', 'class'); "" means
+    no target. `ignore_columns` are dropped before anything else (IDs, free text, columns the model never saw).
     """
     if info.input_kind != "tabular":
         raise XaiError("This model takes images, not a table. Upload images or a zip of class folders.")
     notes: list[str] = []
     frame = frame.copy()
+    ignore = [c for c in ignore_columns if c in frame.columns]
+    unknown = [c for c in ignore_columns if c not in frame.columns]
+    if unknown:
+        raise XaiError(f"Columns to ignore {unknown[:5]} are not in the table (columns: {list(frame.columns)[:10]}).")
+    if ignore:
+        frame = frame.drop(columns=ignore)
+        notes.append(f"Columns ignored as asked: {ignore[:8]}.")
+    features = list(info.feature_names)
+    auto_target = target_column is None
     if target_column is None:
-        for candidate in (info.target_name, "target", "label", "y"):
-            if candidate and candidate in frame.columns and candidate not in info.feature_names:
+        for candidate in (info.target_name, *TARGET_CANDIDATES):
+            if candidate and candidate in frame.columns and candidate not in features:
                 target_column = candidate
+                notes.append(f"The column '{candidate}' was taken as the labels (change it in Target column).")
                 break
     elif target_column == "":
         target_column = None
     elif target_column not in frame.columns:
         raise XaiError(f"Target column '{target_column}' is not in the table (columns: {list(frame.columns)[:10]}).")
+    elif target_column in features:
+        raise XaiError(f"'{target_column}' is one of the model's input features, so it cannot also be the label column. "
+                       "Pick another Target column, or (none).")
     y_raw = frame.pop(target_column) if target_column else None
-    features = list(info.feature_names)
     n = len(features)
     present = [f for f in features if f in frame.columns]
     if len(present) == n:
@@ -283,6 +398,14 @@ def prepare_table(frame: pd.DataFrame, info: ModelInfo, target_column: str | Non
         hint = ""
         if frame.shape[1] == 1 and n > 1:
             hint = " The file has a single column: is the delimiter right?"
+        elif not present and frame.shape[1] > n:
+            extra = frame.shape[1] - n
+            hint = (f" None of the column names match the model's features, and the table has {extra} column(s) more "
+                    "than the model takes: " + ("pick the label column in Target column above" if auto_target and
+                                                target_column is None else "choose the columns the model never saw")
+                    + " (and ID or text columns in Columns to ignore), so the remaining columns are taken in order.")
+        elif present:
+            hint = " Columns are matched by name; rename them to the model's feature names, or pick the ones to ignore."
         raise XaiError(
             f"The model needs {n} features; the table has {frame.shape[1]} columns"
             f"{' besides the target' if target_column else ''}. Missing: {missing[:8]}"
@@ -292,6 +415,17 @@ def prepare_table(frame: pd.DataFrame, info: ModelInfo, target_column: str | Non
     y = _prepare_target(y_raw, info) if y_raw is not None else None
     return TableSet(X=X.reset_index(drop=True), y=None if y is None else y.reset_index(drop=True),
                     target_name=target_column, notes=notes)
+
+
+def suggest_label_pattern(names: list[str], class_names: Iterable[str]) -> str | None:
+    """A file-name pattern that labels every image, when each name starts with a class name ('cat_12.png'), else None."""
+    classes = sorted((str(c) for c in class_names), key=len, reverse=True)
+    if not classes or not names:
+        return None
+    pattern = "^(" + "|".join(re.escape(c) for c in classes) + r")(?=[_\-. ]|\d)"
+    regex = re.compile(pattern)
+    bases = [posixpath.basename(n.replace("\\", "/")) for n in names]
+    return pattern if all(regex.search(b) for b in bases) else None
 
 
 def _numeric_features(X: pd.DataFrame) -> pd.DataFrame:

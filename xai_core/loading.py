@@ -29,7 +29,7 @@ from torch import nn
 
 from xai_core.errors import XaiError
 from xai_core.torch_internals import EXPORT_LOCK, weights_only_unpickling
-from xai_core.model import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelInfo, class_names_or_default
+from xai_core.model import LoadedModel, ModelInfo, class_names_or_default
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +104,11 @@ def load_model(
     layer_types = inferred.pop("layer_types", None) or {
         name: type(m).__name__ for name, m in module.named_modules()
     }
-    info = _settle_info(module, inferred, declared, filename)
+    info, assumed = _settle_info(module, inferred, declared, filename)
     digest = hashlib.sha256(data)
     digest.update(info.to_json().encode())
     return LoadedModel(module=module, info=info, format=fmt, sha256=digest.hexdigest(),
-                       size_bytes=len(data), notes=notes, layer_types=layer_types)
+                       size_bytes=len(data), notes=notes, layer_types=layer_types, assumed=assumed)
 
 
 def load_model_file(path, sidecar_path=None, **kwargs) -> LoadedModel:
@@ -168,29 +168,59 @@ def _parse_sidecar(sidecar) -> dict:
     return dict(data)
 
 
-def _settle_info(module: nn.Module, inferred: dict, declared: dict, filename: str) -> ModelInfo:
-    """Merge inferred and declared metadata, then check it against one real forward pass."""
+IMAGENET_ASSUMED = ("ImageNet statistics, torchvision's default: nothing in the file or sidecar says how pixels are "
+                    "normalised")
+
+
+def _settle_info(module: nn.Module, inferred: dict, declared: dict, filename: str) -> tuple[ModelInfo, dict[str, str]]:
+    """Merge inferred and declared metadata, then check it against one real forward pass.
+
+    Returns the info and the fields whose values are guesses (field → why), which the page shows and lets the user fix.
+    """
+    assumed: dict[str, str] = dict(inferred.pop("_assumed", {}))
     values: dict[str, Any] = {"name": filename.rsplit(".", 1)[0]}
     values.update(inferred)
     values.update(declared)
+    if "input_shape" not in values:
+        features = values.get("feature_names")
+        if features and values.get("input_kind", "tabular") == "tabular":
+            values["input_kind"], values["input_shape"] = "tabular", (len(features),)
+        elif values.get("input_kind") == "tabular":
+            raise XaiError("A tabular model needs its number of features: give 'feature_names' (one per column, in the "
+                           "model's order) or 'input_shape' such as [8], in Model details or the sidecar.")
+        else:
+            values.setdefault("input_kind", "image")
+            assumed["input_shape"] = ("nothing in the file or sidecar gives it, so 3×224×224 (the usual ImageNet "
+                                      "input) is assumed")
     info = ModelInfo.from_dict(values)
     if info.input_kind == "image" and len(info.input_shape) != 3:
         raise XaiError(f"An image model takes (channels, height, width); this one's input shape is {list(info.input_shape)}. "
                        "Set 'input_kind' to 'tabular' or fix 'input_shape'.")
     if info.input_kind == "tabular" and len(info.input_shape) != 1:
         raise XaiError(f"A tabular model takes (n_features,); this one's input shape is {list(info.input_shape)}.")
-    if info.input_kind == "image" and len(info.mean) != info.channels:
-        if info.channels == 1 and "mean" not in declared:
-            info = info.updated(mean=(0.5,), std=(0.5,))
-        else:
-            raise XaiError(f"Normalisation has {len(info.mean)} mean values for {info.channels} channels; give one per channel.")
+    if info.input_kind == "image":
+        if "mean" not in values and "std" not in values:
+            if info.channels == 1:
+                info = info.updated(mean=(0.5,), std=(0.5,))
+                assumed.setdefault("mean", "nothing in the file or sidecar says how pixels are normalised; for one "
+                                           "channel, (x − 0.5) / 0.5 (pixels in [−1, 1]) is assumed")
+            else:
+                assumed.setdefault("mean", IMAGENET_ASSUMED)
+            assumed.setdefault("std", assumed["mean"])
+        if len(info.mean) != info.channels or len(info.std) != info.channels:
+            raise XaiError(f"Normalisation has {len(info.mean)} mean and {len(info.std)} std values for "
+                           f"{info.channels} channels; give one of each per channel.")
+    assumed = {k: v for k, v in assumed.items() if k not in declared and (info.input_kind == "image" or k not in ("mean", "std"))}
     try:
         with torch.no_grad():
             out = module(torch.zeros((2, *info.input_shape)))
     except Exception as exc:  # the model is the user's: any failure here means it does not fit
+        source = (f"assumed: {assumed['input_shape']}" if "input_shape" in assumed else
+                  "from the page or sidecar" if "input_shape" in declared else "as saved in the file")
         raise XaiError(
-            f"The model failed on an input of shape {[2, *info.input_shape]}: {_short(exc)}. "
-            "Check the input shape (e.g. in a metadata sidecar)."
+            f"The model failed on a batch of shape {[2, *info.input_shape]} (input shape {source}): {_short(exc)}. "
+            "Set the input shape (without the batch dimension) in Model details or the sidecar, e.g. 'input_shape': "
+            "[3, 32, 32] for images or 'feature_names' for a table."
         ) from None
     if not isinstance(out, torch.Tensor):
         raise XaiError("The model must return one tensor of logits or predictions; it returned "
@@ -217,7 +247,7 @@ def _settle_info(module: nn.Module, inferred: dict, declared: dict, filename: st
             raise XaiError(f"The model takes {n} features but {len(info.feature_names)} feature names were given.")
         if not info.feature_names:
             info = info.updated(feature_names=tuple(f"x{i}" for i in range(n)))
-    return info
+    return info, assumed
 
 
 def _short(exc: Exception) -> str:
@@ -252,8 +282,6 @@ def _load_export(data: bytes) -> tuple[nn.Module, dict]:
     if None not in static:
         inferred["input_shape"] = tuple(static)
         inferred["input_kind"] = "image" if len(static) == 3 else "tabular"
-        if len(static) == 3 and static[0] == 1:
-            inferred["mean"], inferred["std"] = (0.5,), (0.5,)
     inferred["layer_types"] = _export_layer_types(program)
     with EXPORT_LOCK:
         module = torch.export.unflatten(program)
@@ -467,7 +495,8 @@ def _build_torchvision(state_dict: dict[str, torch.Tensor], architecture: str | 
         )
     model.load_state_dict(state_dict, strict=True)
     inferred = {"architecture": architecture, "input_kind": "image", "input_shape": (3, 224, 224),
-                "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
+                "_assumed": {"input_shape": "a state_dict does not record it, so torchvision's usual 3×224×224 is "
+                                            "assumed (its layers accept other sizes too)"}}
     return model, inferred
 
 

@@ -84,8 +84,8 @@ def sanity_check(model: LoadedModel, images: np.ndarray, method: str, targets: n
     original = explain_batch(model, images, method, targets=targets, layer=layer, **options)
     targets = original.targets
     randomised = copy.deepcopy(model.module)
-    names = [name for name, m in randomised.named_modules()
-             if name and any(True for _ in m.parameters(recurse=False))][::-1]
+    modules = dict(randomised.named_modules())  # not get_submodule: TorchScript modules do not support it
+    names = [name for name, m in modules.items() if name and any(True for _ in m.parameters(recurse=False))][::-1]
     step = max(1, int(np.ceil(len(names) / max_layers)))
     generator = torch.Generator().manual_seed(seed)
     done, labels, correlations = [], [], []
@@ -93,7 +93,7 @@ def sanity_check(model: LoadedModel, images: np.ndarray, method: str, targets: n
         labels.append(names[min(start + step, len(names)) - 1])
         for name in names[start : start + step]:
             with torch.no_grad():
-                for parameter in randomised.get_submodule(name).parameters(recurse=False):
+                for parameter in modules[name].parameters(recurse=False):
                     parameter.copy_(torch.randn(parameter.shape, generator=generator) * parameter.std().clamp_min(1e-3))
             done.append(name)
         twin = LoadedModel(randomised, model.info, model.format, f"{model.sha256}-random-{len(done)}", model.size_bytes)

@@ -16,6 +16,7 @@ Task = Literal["classification", "regression"]
 InputKind = Literal["image", "tabular"]
 OutputSpace = Literal["probability", "logit"]
 ModelFormat = Literal["export", "state_dict", "torchscript", "pickle"]
+ResizeMode = Literal["crop", "stretch", "pad"]
 
 # ImageNet statistics: the normalisation torchvision's architectures are trained with.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -28,7 +29,9 @@ class ModelInfo:
 
     `input_shape` excludes the batch dimension: (C, H, W) for images, (n_features,) for tables.
     Images are fed to the model as float tensors: pixels scaled to [0, 1], then (x - mean) / std
-    per channel. Tabular models take the raw feature values in `feature_names` order.
+    per channel, after being brought to H×W by `resize`: "crop" (scale the shorter side, centre-crop),
+    "stretch" (scale both sides, ignoring the aspect ratio) or "pad" (scale the longer side, pad with black).
+    Tabular models take the raw feature values in `feature_names` order.
     """
 
     name: str = "model"
@@ -42,6 +45,7 @@ class ModelInfo:
     std: tuple[float, ...] = IMAGENET_STD
     architecture: str | None = None
     description: str = ""
+    resize: ResizeMode = "crop"
 
     @property
     def n_outputs(self) -> int:
@@ -67,12 +71,14 @@ class ModelInfo:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
         if unknown:
-            raise XaiError(
-                f"Unknown metadata field(s) {unknown}. Allowed fields: {sorted(known)}."
-            )
+            hints = " ".join(_field_hint(name, known) for name in unknown)
+            raise XaiError(f"Unknown metadata field(s) {unknown}.{(' ' + hints) if hints.strip() else ''} "
+                           f"Allowed fields: {sorted(known)}.")
         values = dict(data)
         if "task" in values and values["task"] not in ("classification", "regression"):
             raise XaiError(f"Metadata 'task' must be 'classification' or 'regression', not {values['task']!r}.")
+        if "resize" in values and values["resize"] not in ("crop", "stretch", "pad"):
+            raise XaiError(f"Metadata 'resize' must be 'crop', 'stretch' or 'pad', not {values['resize']!r}.")
         if "input_kind" in values and values["input_kind"] not in ("image", "tabular"):
             raise XaiError(f"Metadata 'input_kind' must be 'image' or 'tabular', not {values['input_kind']!r}.")
         for key in ("input_shape",):
@@ -98,6 +104,33 @@ class ModelInfo:
         return replace(self, **changes)
 
 
+# Names people write in sidecars for fields that have another name here.
+FIELD_ALIASES = {
+    "input": "input_shape", "shape": "input_shape", "input_size": "input_shape", "image_size": "input_shape",
+    "size": "input_shape", "target": "target_name", "label": "target_name", "target_column": "target_name",
+    "classes": "class_names", "labels": "class_names", "class_labels": "class_names", "features": "feature_names",
+    "columns": "feature_names", "feature_columns": "feature_names", "arch": "architecture", "model": "architecture",
+    "normalize": "mean", "normalization": "mean", "norm_mean": "mean", "norm_std": "std", "type": "task",
+    "kind": "input_kind", "modality": "input_kind", "resize_mode": "resize", "crop": "resize",
+}
+_FIELD_EXAMPLES = {
+    "input_shape": "a list without the batch dimension, e.g. [3, 224, 224] for images or [8] for 8 features",
+    "mean": "'mean' and 'std', one number per channel, e.g. \"mean\": [0.5, 0.5, 0.5], \"std\": [0.5, 0.5, 0.5]",
+    "target_name": "the name of the label column in your data, e.g. \"target_name\": \"quality\"",
+}
+
+
+def _field_hint(name: str, known: set[str]) -> str:
+    """'For 'image_size' use 'input_shape' (…)' — the field a wrongly named sidecar entry most likely means."""
+    import difflib
+
+    target = FIELD_ALIASES.get(name.lower()) or next(iter(difflib.get_close_matches(name, sorted(known), 1, 0.6)), None)
+    if target is None:
+        return ""
+    example = _FIELD_EXAMPLES.get(target)
+    return f"Did you mean '{target}' instead of '{name}'?" + (f" ({example})" if example else "")
+
+
 @dataclass
 class LoadedModel:
     """A model ready to explain. `module` is shared (cached): never mutate it, never leave hooks on it."""
@@ -110,6 +143,7 @@ class LoadedModel:
     notes: list[str] = field(default_factory=list)
     layer_types: dict[str, str] = field(default_factory=dict)  # submodule name → original class name
     autograd: bool = True  # False for real int8 variants: gradient methods use their fake-quant twin
+    assumed: dict[str, str] = field(default_factory=dict)  # ModelInfo field → why its value is a guess, not a fact
 
 
     @property

@@ -35,6 +35,10 @@ def class_indices(values, class_names: Sequence[str], what: str = "Labels", hint
     if valid_number.all():
         return numeric.to_numpy().astype(np.int64)
     bad = list(dict.fromkeys(as_text[~valid_number & ~as_text.isin(index)]))
+    if not bad:  # every value is a class name or a class index, but not all of one kind
+        names = list(dict.fromkeys(as_text[as_text.isin(index)]))[:3]
+        numbers = list(dict.fromkeys(as_text[~as_text.isin(index)]))[:3]
+        raise XaiError(f"{what} mix class names ({names}) and class indices ({numbers}); use one or the other.{hint}")
     shown = ", ".join(list(class_names)[:10]) + (" …" if k > 10 else "")
     raise XaiError(f"{what} {bad[:5]} are neither classes of this model ({shown}) nor class indices 0…{k - 1}.{hint}")
 

@@ -94,3 +94,51 @@ def architecture_figure(summary: ModelSummary) -> go.Figure:
         tiling=dict(orientation="v"), root_color="#eef2f7", maxdepth=3,
     ))
     return styled(fig, "Architecture (box size = parameters; click to zoom)", height=460)
+
+
+def model_input_figure(images: np.ndarray, info, max_images: int = 4) -> go.Figure:
+    """What the model sees: the first images as they enter it (resized), and the distribution of its input values per
+    channel after normalisation — centred near 0 with spread near 1 when the normalisation fits the data."""
+    from plotly.subplots import make_subplots
+
+    from xai_core.datasets import images_to_tensor
+
+    n = min(len(images), max_images)
+    shown = images[:n]
+    if shown.shape[-1] == 1:
+        shown = np.repeat(shown, 3, axis=-1)
+    gap = max(2, shown.shape[2] // 16)
+    montage = np.full((shown.shape[1], n * (shown.shape[2] + gap) - gap, 3), 255, dtype=np.uint8)
+    for i in range(n):
+        left = i * (shown.shape[2] + gap)
+        montage[:, left: left + shown.shape[2]] = shown[i]
+    x = images_to_tensor(images[: min(len(images), 64)], info).numpy()
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.08,
+                        subplot_titles=(f"Input images, {info.image_size[0]}×{info.image_size[1]} ({info.resize})",
+                                        "Input values after normalisation"))
+    fig.add_trace(go.Image(z=montage, hoverinfo="skip"), row=1, col=1)
+    names = ("red", "green", "blue") if x.shape[1] == 3 else ("grey",)
+    colors = ("#d7301f", "#17a398", "#2b6cb0") if x.shape[1] == 3 else ("#52606d",)
+    for c, (name, color) in enumerate(zip(names, colors)):
+        values = x[:, c].ravel()
+        fig.add_trace(go.Histogram(x=values, name=f"{name}: mean {values.mean():.2f}, std {values.std():.2f}",
+                                   marker_color=color, opacity=0.55, nbinsx=60), row=1, col=2)
+    fig.update_layout(barmode="overlay", legend=dict(orientation="h", y=-0.2))
+    fig.update_xaxes(visible=False, row=1, col=1)
+    fig.update_yaxes(visible=False, row=1, col=1)
+    fig.update_xaxes(title="value fed to the model", row=1, col=2)
+    return styled(fig, None, height=330)
+
+
+def preprocessing_check_figure(check) -> go.Figure:
+    """Accuracy under each preprocessing convention tried, with 95% intervals; the one in use highlighted."""
+    scores = check.scores[::-1]
+    fig = go.Figure(go.Bar(
+        x=[s.accuracy for s in scores], y=[s.label + ("  (in use)" if s.current else "") for s in scores],
+        orientation="h", marker_color=[NEGATIVE if s.current else POSITIVE if s is check.better else "#9aa5b1"
+                                       for s in scores],
+        error_x=dict(type="data", symmetric=False, array=[s.interval[1] - s.accuracy for s in scores],
+                     arrayminus=[s.accuracy - s.interval[0] for s in scores]),
+        hovertemplate="%{y}: accuracy %{x:.3f}<extra></extra>"))
+    fig.update_xaxes(title="accuracy on your labelled images", range=[0, 1.02])
+    return styled(fig, None, height=max(200, 44 * len(scores) + 90))

@@ -11,27 +11,35 @@ from xai_core.viz import NEGATIVE, NEUTRAL, POSITIVE, styled
 
 
 def _layout(tree) -> tuple[np.ndarray, np.ndarray]:
-    """x: leaves spread evenly left to right, inner nodes centred over their children; y: depth."""
+    """x: depth (root on the left); y: leaves one row apart top to bottom, inner nodes centred on their children."""
     t = tree.tree_
     x, y = np.zeros(t.node_count), np.zeros(t.node_count)
     next_leaf = [0]
 
     def place(node: int, depth: int) -> float:
-        y[node] = depth
+        x[node] = depth
         left, right = t.children_left[node], t.children_right[node]
         if left == -1:
-            x[node] = next_leaf[0]
+            y[node] = next_leaf[0]
             next_leaf[0] += 1
         else:
-            x[node] = (place(left, depth + 1) + place(right, depth + 1)) / 2
-        return x[node]
+            y[node] = (place(left, depth + 1) + place(right, depth + 1)) / 2
+        return y[node]
 
     place(0, 0)
     return x, y
 
 
+def _short(text: str, limit: int = 26) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+ROW_PX = 34  # vertical room per leaf: one line of node text never meets the next
+
+
 def tree_figure(result: SurrogateTree, path: list[int] | None = None) -> go.Figure:
-    """Each node: its split rule (or its prediction at a leaf), samples and class shares or mean on hover; a row's path in red."""
+    """The tree drawn left to right, one row per leaf, so labels stay readable at any depth: each node's split rule (or
+    its prediction at a leaf) beside it, samples and class shares or mean on hover; a row's path in red."""
     t = result.tree.tree_
     x, y = _layout(result.tree)
     on_path = set(path or [])
@@ -40,10 +48,13 @@ def tree_figure(result: SurrogateTree, path: list[int] | None = None) -> go.Figu
         for child in (t.children_left[node], t.children_right[node]):
             if child != -1:
                 target_x, target_y = (path_x, path_y) if node in on_path and child in on_path else (edge_x, edge_y)
-                target_x += [x[node], x[child], None]
-                target_y += [y[node], y[child], None]
+                # elbow connectors: across to the middle of the gap, to the child's row, then into the child
+                target_x += [x[node], x[node] + 0.5, x[node] + 0.5, x[child], None]
+                target_y += [y[node], y[node], y[child], y[child], None]
     labels, hovers, colors = [], [], []
     total = t.n_node_samples[0]
+    # A rule's text must fit in one column (the figure is about 1,000 px wide, 6.6 px per character at 11 px).
+    column_chars = int(1000 / (x.max() + 1.9) / 6.6) - 1
     for node in range(t.node_count):
         value = t.value[node][0]
         if result.task == "classification":
@@ -55,25 +66,38 @@ def tree_figure(result: SurrogateTree, path: list[int] | None = None) -> go.Figu
             outcome = f"{value[0]:.3g}"
             detail = f"mean model output {value[0]:.4g}"
         if t.children_left[node] == -1:
-            labels.append(f"<b>{outcome}</b>")
+            labels.append(f"<b>{_short(outcome, 30)}</b> · {t.n_node_samples[node]}")
             rule = "leaf"
         else:
-            rule = f"{result.feature_names[t.feature[node]]} ≤ {t.threshold[node]:.4g}"
-            labels.append(rule)
+            name = result.feature_names[t.feature[node]]
+            rule = f"{name} ≤ {t.threshold[node]:.4g}"
+            bound = f" ≤ {t.threshold[node]:.3g}"
+            labels.append(_short(name, max(4, min(26, column_chars - len(bound)))) + bound)
         hovers.append(f"{rule}<br>{t.n_node_samples[node]} samples ({t.n_node_samples[node] / total:.0%})<br>{detail}")
         colors.append(POSITIVE if node in on_path else ("#3366cc" if t.children_left[node] != -1 else "#17a398"))
+    inner = t.children_left != -1
+    leaf = ~inner
+    root = np.arange(t.node_count) == 0
+    # Labels sit where no other node's can: a leaf's outcome to its right (no node is right of a leaf on its row); an
+    # inner node's rule above the line that leads into it (its parent is half a row or more away); the root's to its
+    # right (nothing leads into it).
+    groups = [(inner & ~root, "top left"), (root, "top right"), (leaf, "middle right")]
     fig = go.Figure([
         go.Scatter(x=edge_x, y=edge_y, mode="lines", line=dict(color=NEUTRAL, width=1.5), hoverinfo="skip", showlegend=False),
         go.Scatter(x=path_x, y=path_y, mode="lines", line=dict(color=POSITIVE, width=4), hoverinfo="skip", showlegend=False),
-        go.Scatter(x=x, y=y, mode="markers+text", text=labels, textposition="bottom center", hovertext=hovers,
-                   hoverinfo="text", marker=dict(size=16, color=colors, line=dict(color="white", width=2)),
-                   textfont=dict(size=11), showlegend=False),
+        *[go.Scatter(x=x[mask], y=y[mask], mode="markers+text", text=np.array(labels, dtype=object)[mask],
+                     textposition=position, hovertext=np.array(hovers, dtype=object)[mask], hoverinfo="text",
+                     marker=dict(size=13, color=np.array(colors, dtype=object)[mask], line=dict(color="white", width=2)),
+                     textfont=dict(size=11), showlegend=False, cliponaxis=False)
+          for mask, position in groups if mask.any()],
     ])
-    fig.update_xaxes(visible=False, range=[x.min() - 0.7, x.max() + 0.7])
-    fig.update_yaxes(visible=False, autorange="reversed", range=[y.max() + 0.6, -0.3])
-    fig.add_annotation(x=0, y=1.02, xref="paper", yref="paper", showarrow=False, xanchor="left",
-                       text="left branch: rule true · right branch: rule false", font=dict(size=11, color="#52606d"))
-    return styled(fig, None, height=int(170 * (y.max() + 1) + 80))
+    n_leaves = int(leaf.sum())
+    fig.update_xaxes(visible=False, range=[-0.3, x.max() + 1.6])
+    fig.update_yaxes(visible=False, range=[n_leaves - 0.3, -0.9])
+    fig.add_annotation(x=0, y=1.0, xref="paper", yref="paper", showarrow=False, xanchor="left", yanchor="bottom",
+                       text="upper branch: rule true · lower branch: rule false · leaf: prediction · samples",
+                       font=dict(size=11, color="#52606d"))
+    return styled(fig, None, height=int(ROW_PX * max(n_leaves, 4) + 110))
 
 
 def fidelity_curve_figure(curve: pd.DataFrame, fidelity_name: str) -> go.Figure:
