@@ -96,6 +96,12 @@ def _wine_csv_variant(transform) -> bytes:
     return transform(frame)
 
 
+def _damaged_zip() -> bytes:
+    archive = bytearray(_zip({"3/a.png": _image(mode="L", color=3) * 3}))
+    archive[40] ^= 0xFF  # a byte of the member's compressed data
+    return bytes(archive)
+
+
 def _big_sparse_png() -> bytes:
     side = 8000  # 64 megapixels declared, a tiny 1-bit file
     return _image((side, side), mode="1", color=0)
@@ -126,7 +132,7 @@ def cases() -> list[Case]:
         Case(".pt2 calling os.system", (_edit_program(pt2, lambda p: [n.__setitem__("target", "torch.os.system") for n in p["graph_module"]["graph"]["nodes"]]), "s.pt2", None), expect="other than tensor operators"),
         Case(".pt2 with code in a shape expression", (_edit_program(pt2, lambda p: p.__setitem__("range_constraints", {f"__import__('os').system('touch {MARKER}')": {"min_val": 1, "max_val": 2}})), "e.pt2", None), expect="shape expressions"),
         Case(".pt2 of a model with two inputs", (_two_input_program(), "two.pt2", None), expect="takes 2 inputs"),
-        Case("truncated .pt2", (wine_bytes[: len(wine_bytes) // 2], "cut.pt2", wine_sidecar), expect="not a model file|could not be read"),
+        Case("truncated .pt2", (wine_bytes[: len(wine_bytes) // 2], "cut.pt2", wine_sidecar), expect="not a model file this dashboard reads"),
         Case("empty model file", (b"", "empty.pt", None), expect="empty"),
         Case("text file named .pt", (b"this is not a model", "model.pt", None), expect="not a model file"),
         Case("state_dict for another architecture", (r18, "r18.pth", json.dumps({"architecture": "resnet50"}).encode()), expect="do not fit resnet50"),
@@ -135,10 +141,12 @@ def cases() -> list[Case]:
         Case("TorchScript model (layer methods unavailable)", (_torchscript_cnn(), "ts.pt", b'{"input_shape": [1, 32, 32]}'), data=[("x.png", _image(mode="L", color=7))], note="TorchScript hides its layers"),
         # images
         Case("zip with path traversal names", "digits", [("t.zip", _zip({"../../../../tmp/3/a.png": _image(mode="L", color=3)}))], expect="unsafe paths"),
-        Case("zip bomb", "digits", [("bomb.zip", _zip({"3/a.png": b"\x00" * (80 * 1024**2)}))], expect="zip bomb|unpacks to"),
-        Case("decompression-bomb image", "digits", [("huge.png", _big_sparse_png())], expect="megapixels|decompression bomb"),
-        Case("truncated PNG", "digits", [("cut.png", _image()[:70])], expect="damaged or truncated|not an image"),
-        Case("truncated JPEG", "digits", [("cut.jpg", _image(fmt="JPEG")[:300])], expect="damaged or truncated|not an image"),
+        Case("zip with a class folder one past the last class", "digits", [("t.zip", _zip({"9/a.png": _image(mode="L", color=9), "10/b.png": _image(mode="L", color=10)}))], expect=r"\['10'\] are neither classes .* indices 0…9"),
+        Case("zip with a damaged member", "digits", [("t.zip", _damaged_zip())], expect=r"3/a.png is damaged"),
+        Case("zip bomb", "digits", [("bomb.zip", _zip({"3/a.png": b"\x00" * (80 * 1024**2)}))], expect=r"looks like a zip bomb \(3/a.png expands \d+×\)"),
+        Case("decompression-bomb image", "digits", [("huge.png", _big_sparse_png())], expect="8000×8000 pixels, over the limit of 40 megapixels"),
+        Case("truncated PNG", "digits", [("cut.png", _image()[:70])], expect="'cut.png' is damaged or truncated"),
+        Case("truncated JPEG", "digits", [("cut.jpg", _image(fmt="JPEG")[:300])], expect="'cut.jpg' is damaged or truncated"),
         Case("text file with an image extension", "digits", [("fake.png", b"hello, I am text")], expect="not an image"),
         Case("empty image file", "digits", [("empty.png", b"")], expect="empty"),
         Case("16-bit greyscale PNG", "digits", [("deep.png", _image(mode="I;16", color=50000))], note="16-bit"),
@@ -148,11 +156,13 @@ def cases() -> list[Case]:
         Case("images for a tabular model", "wine", [("x.png", _image())], expect="takes a table"),
         # tables
         Case("table for an image model", "digits", [("t.csv", b"a,b\n1,2\n")], expect="takes images"),
-        Case("CSV with the wrong delimiter", "wine", [("t.csv", _wine_csv_variant(lambda f: f.to_csv(index=False, sep=" ").encode()))], expect="single column|delimiter"),
+        Case("CSV with the wrong delimiter", "wine", [("t.csv", _wine_csv_variant(lambda f: f.to_csv(index=False, sep=" ").encode()))], expect="single column: is the delimiter right"),
         Case("CSV with a wrong column count", "wine", [("t.csv", b"alcohol,malic_acid\n1,2,3\n")], expect="line 2 has 3 fields"),
         Case("CSV with non-numeric values", "wine", [("t.csv", _wine_csv_variant(lambda f: f.assign(ash="high").to_csv(index=False).encode()))], expect="'ash' has non-numeric values"),
         Case("CSV with NaN", "wine", [("t.csv", _wine_csv_variant(lambda f: f.assign(hue=np.nan).to_csv(index=False).encode()))], expect="or infinite values"),
         Case("CSV with inf", "wine", [("t.csv", _wine_csv_variant(lambda f: f.assign(hue=np.inf).to_csv(index=False).encode()))], expect="or infinite values"),
+        Case("CSV with a label equal to the number of classes", "wine", [("t.csv", _wine_csv_variant(lambda f: f.assign(target=[3] + [0] * (len(f) - 1)).to_csv(index=False).encode()))], expect=r"\['3'\] are neither classes of this model .* indices 0…2"),
+        Case("CSV with labels given as class indices", "wine", [("t.csv", _wine_csv_variant(lambda f: f.assign(target=f["target"].str[-1]).to_csv(index=False).encode()))]),
         Case("CSV with duplicate columns", "wine", [("t.csv", b"alcohol,alcohol\n1,2\n")], expect="duplicate column names"),
         Case("CSV with missing columns", "wine", [("t.csv", _wine_csv_variant(lambda f: f.drop(columns=["hue", "proline"]).to_csv(index=False).encode()))], expect=r"Missing: \['hue', 'proline'\]"),
         Case("CSV with another column order", "wine", [("t.csv", _wine_csv_variant(lambda f: f[list(f.columns[::-1])].to_csv(index=False).encode()))], note="reordered"),
