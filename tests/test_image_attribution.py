@@ -407,3 +407,15 @@ def test_lime_puts_the_largest_weight_on_superpixels_in_the_region():
         assert share_inside[top] > 0.5 and weight[top] > 0  # removing the region lowers class 0
         outside = [abs(w) for s, w in weight.items() if share_inside[s] == 0]
         assert max(outside) <= 1e-3 * weight[top]
+
+
+def test_pointing_game_tolerance_at_and_one_past():
+    masks = np.zeros((2, 12, 12), bool)
+    masks[:, 4:6, 4:6] = True
+    maps = np.zeros((2, 12, 12))
+    maps[0, 4, 8] = 1.0  # 3 columns right of the mask's last column (5): a hit with tolerance 3 only
+    maps[1, 4, 9] = 1.0  # 4 columns right
+    assert localisation(maps, masks, tolerance=3).hits.tolist() == [True, False]
+    assert localisation(maps, masks, tolerance=2).hits.tolist() == [False, False]
+    negative = -np.ones((1, 12, 12))  # no positive attribution at all: nothing on the object
+    assert localisation(negative, masks[:1]).energy_inside.tolist() == [0.0]
