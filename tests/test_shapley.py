@@ -367,18 +367,29 @@ def test_many_small_rows_batch_and_report_progress(product_setup):
 
 def test_result_tables(linear_setup):
     w, data, f = linear_setup
-    res = shapley_values(f, data.iloc[:3], make_background(data))
-    assert isinstance(res, ShapleyResult)
+    X = data.iloc[:3]
+    mean = data.to_numpy().mean(axis=0)
+    expected = w * (X.to_numpy() - mean)  # (3, 6)
+    res = shapley_values(f, X, make_background(data))
+    assert isinstance(res, ShapleyResult) and res.key == "shapley"
     long = res.to_frame(0)
-    assert len(long) == 3 * 6
-    assert set(long.columns) >= {"row", "feature", "feature_value", "shapley_value", "standard_error", "base_value"}
-    assert long["feature_value"].iloc[1] == data.iloc[0, 1]
+    assert list(long.columns) == ["row", "feature", "feature_value", "output", "attribution", "standard_error",
+                                  "base_value", "model_output"]
+    np.testing.assert_allclose(long["attribution"], expected.reshape(-1), atol=1e-5)  # row-major: row, then feature
+    np.testing.assert_allclose(long["feature_value"], X.to_numpy().reshape(-1))
+    assert list(long["row"]) == list(np.repeat(X.index, 6)) and list(long["feature"][:6]) == list(data.columns)
+    np.testing.assert_allclose(long["base_value"], mean @ w + 0.7, atol=1e-5)
+    np.testing.assert_allclose(long["model_output"], np.repeat(X.to_numpy() @ w + 0.7, 6), atol=1e-5)
     wide = res.to_frame(0, wide=True)
     assert list(wide.columns) == ["base_value", *data.columns, "model_output"]
-    np.testing.assert_allclose(wide["base_value"] + wide[list(data.columns)].sum(axis=1), wide["model_output"], atol=1e-5)
+    np.testing.assert_allclose(wide[list(data.columns)].to_numpy(), expected, atol=1e-5)
     top = res.global_importance(0)
-    assert top["feature"].iloc[0] == data.columns[np.argmax(np.abs(res.values[:, :, 0]).mean(axis=0))]
-    assert res.base_values.shape == (1,) and res.outputs.shape == (3, 1)
+    assert list(top.columns) == ["feature", "importance", "error"]
+    order = np.argsort(-np.abs(expected).mean(axis=0))
+    assert list(top["feature"]) == [data.columns[i] for i in order]
+    np.testing.assert_allclose(top["importance"], np.abs(expected).mean(axis=0)[order], atol=1e-5)
+    with pytest.raises(XaiError, match="one output"):
+        res.to_frame(None, wide=True)
 
 
 def test_model_output_fn_gives_probabilities_without_grad():

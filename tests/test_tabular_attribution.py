@@ -1,4 +1,4 @@
-"""Deletion, permutation, gradient × input and integrated gradients against known answers."""
+"""Deletion, permutation, gradient × input and integrated gradients against known answers; the registry and its verb."""
 
 import numpy as np
 import pandas as pd
@@ -6,13 +6,19 @@ import pytest
 import torch
 from torch import nn
 
+from xai_core.attribution.results import GlobalImportance, TabularAttribution
+from xai_core.attribution.shapley import ShapleySettings
 from xai_core.attribution.tabular import (
     METHOD_DELETION,
     METHOD_INTEGRATED_GRADIENTS,
     METHOD_PERMUTATION,
-    FeatureImportanceResult,
-    GradientAttributionResult,
+    METHODS,
+    DeletionSettings,
+    GradientSettings,
+    IntegratedGradientsSettings,
+    PermutationSettings,
     deletion_importance,
+    explain_table,
     gradient_x_input,
     integrated_gradients,
     permutation_importance,
@@ -73,8 +79,8 @@ def classifier(data):
 def test_deletion_ignored_feature_is_zero_with_labels(data, regression):
     model, y = regression
     res = deletion_importance(model, data, y)
-    assert isinstance(res, FeatureImportanceResult) and res.method == METHOD_DELETION
-    assert res.score_name == "R²" and res.reference_score > 0.99
+    assert isinstance(res, GlobalImportance) and res.method == METHOD_DELETION and res.key == "deletion"
+    assert res.score_name == "R²" and res.measure == "drop in R²" and res.reference_score > 0.99
     assert abs(res.values[2]) < ZERO and res.errors[2] < ZERO
     assert res.ranking()[0] == "f3"
     # Known answer: deleting feature j lowers f(x) by δ_j = w_j (x_j − mean_j), the residual e = y − f(x)
@@ -114,10 +120,17 @@ def test_permutation_importance_zero_for_ignored_and_dominant_first(data, regres
     assert res.method == METHOD_PERMUTATION
     assert abs(res.values[2]) < ZERO and res.errors[2] < ZERO
     assert res.ranking()[0] == "f3"
-    assert res.repeats.shape == (5, 4)
-    assert np.all(res.errors[[0, 1, 3]] > 0)
-    again = permutation_importance(model, data, y, n_repeats=4, seed=0)
-    np.testing.assert_array_equal(res.values, again.values)
+    # Independent answer: scikit-learn's own permutation importance of the same linear model, same shuffles.
+    from sklearn.inspection import permutation_importance as sk_permutation_importance
+    from sklearn.linear_model import LinearRegression
+
+    twin = LinearRegression().fit(data.to_numpy()[:6], np.zeros(6))
+    twin.coef_, twin.intercept_ = W.copy(), 0.2
+    expected = sk_permutation_importance(twin, data.to_numpy().astype(np.float32), y, scoring="r2", n_repeats=4,
+                                         random_state=0)
+    np.testing.assert_allclose(res.repeats, expected.importances, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(res.errors, expected.importances_std, rtol=1e-3, atol=1e-6)
+    assert res.settings == PermutationSettings(n_repeats=4, seed=0)
 
 
 def test_permutation_importance_classifier_with_class_names(data, classifier):
@@ -142,8 +155,11 @@ def test_gradient_x_input_on_linear_regression(data, regression):
     model, _ = regression
     X = data.iloc[:6]
     res = gradient_x_input(model, X)
-    assert isinstance(res, GradientAttributionResult) and res.values.shape == (6, 5, 1)
+    assert isinstance(res, TabularAttribution) and res.key == "gradient_x_input"
     np.testing.assert_allclose(res.values[:, :, 0], W * X.to_numpy(), atol=1e-5)
+    np.testing.assert_allclose(res.outputs[:, 0], X.to_numpy() @ W + 0.2, atol=1e-5)
+    assert res.base_values is None and res.efficiency_gap is None  # gradient × input has no starting point
+    assert not res.has_standard_errors and res.settings == GradientSettings()
 
 
 def test_integrated_gradients_on_linear_regression(data, regression):
@@ -152,8 +168,9 @@ def test_integrated_gradients_on_linear_regression(data, regression):
     res = integrated_gradients(model, X, background=data)
     assert res.method == METHOD_INTEGRATED_GRADIENTS
     np.testing.assert_allclose(res.values[:, :, 0], W * (X.to_numpy() - data.to_numpy().mean(axis=0)), atol=1e-5)
-    assert res.completeness_gap < 1e-4
-    np.testing.assert_allclose(res.baseline, data.to_numpy().mean(axis=0))
+    assert res.efficiency_gap < 1e-4
+    np.testing.assert_allclose(res.background.rows[0], data.to_numpy().mean(axis=0))
+    np.testing.assert_allclose(res.base_values, [data.to_numpy().mean(axis=0) @ W + 0.2], atol=1e-5)
 
 
 def test_gradient_methods_on_classifier_logits(data, classifier):
@@ -170,12 +187,17 @@ def test_integrated_gradients_probabilities_are_complete(data, classifier):
     model, _ = classifier
     X = data.iloc[:5]
     res = integrated_gradients(model, X, background=data, n_steps=200)
-    assert res.output_names == ["no", "yes"]
+    assert res.output_names == ["P(no)", "P(yes)"]
     total = res.values.sum(axis=1)
-    np.testing.assert_allclose(total, res.outputs - res.baseline_outputs, atol=2e-3)
-    assert res.completeness_gap < 2e-3
+    np.testing.assert_allclose(total, res.outputs - res.base_values, atol=2e-3)
+    assert res.efficiency_gap < 2e-3
+    np.testing.assert_allclose(res.efficiency_residuals, res.base_values + total - res.outputs)
     assert res.values[:, 2].max() == 0  # ignored feature
-    assert len(res.to_frame(1)) == 5 * 5
+    # Two classes: P(no) = 1 − P(yes), so each feature's share of P(no) is minus its share of P(yes).
+    np.testing.assert_allclose(res.values[:, :, 0], -res.values[:, :, 1], atol=1e-6)
+    long = res.to_frame(1)
+    np.testing.assert_allclose(long["attribution"], res.values[:, :, 1].reshape(-1))
+    assert list(long["feature"][:5]) == NAMES and set(long["output"]) == {"P(yes)"}
 
 
 def test_gradient_methods_leave_shared_module_untouched(data):
@@ -225,3 +247,67 @@ def test_bad_labels_and_targets_raise(data, regression, classifier):
         gradient_x_input(cmodel, data.iloc[:2], targets=5)
     with pytest.raises(XaiError, match="columns"):
         deletion_importance(model, data, background=data[data.columns[::-1]])
+
+
+# ---------------------------------------------------------------- the registry: one verb, one result type per kind
+
+
+def test_every_local_method_gives_the_known_answer_on_a_linear_model(data, regression):
+    # f(x) = W·x + 0.2 with the data's mean as the baseline: Shapley values and integrated gradients are both
+    # W·(x − mean), with base value f(mean); gradient × input is W·x (its baseline is the all-zero input).
+    model, _ = regression
+    X = data.iloc[:5]
+    mean = data.to_numpy().mean(axis=0)
+    expected = {"shapley": W * (X.to_numpy() - mean), "integrated_gradients": W * (X.to_numpy() - mean),
+                "gradient_x_input": W * X.to_numpy()}
+    for key, spec in METHODS.items():
+        if not spec.local:
+            continue
+        res = explain_table(model, X, key, background=data)
+        assert isinstance(res, TabularAttribution) and res.key == key and isinstance(res.settings, spec.settings)
+        np.testing.assert_allclose(res.values[:, :, 0], expected[key], atol=1e-5, err_msg=key)
+        np.testing.assert_allclose(res.outputs[:, 0], X.to_numpy() @ W + 0.2, atol=1e-5)
+        if key != "gradient_x_input":
+            np.testing.assert_allclose(res.base_values, [mean @ W + 0.2], atol=1e-5)
+            assert res.efficiency_gap < 1e-4
+        # Global importance derived from the local result: mean |φ| per feature over the rows.
+        overall = res.to_global(0)
+        assert isinstance(overall, GlobalImportance) and overall.key == key
+        np.testing.assert_allclose(overall.values, np.abs(expected[key]).mean(axis=0), atol=1e-5)
+    assert set(expected) == {k for k, m in METHODS.items() if m.local}
+
+
+def test_global_methods_through_the_registry_equal_the_named_functions(data, regression):
+    model, y = regression
+    for key, named in (("deletion", deletion_importance(model, data, y)),
+                       ("permutation", permutation_importance(model, data, y, n_repeats=5, seed=0))):
+        res = explain_table(model, TableSet(data, pd.Series(y)), key)
+        assert isinstance(res, GlobalImportance) and not METHODS[key].local
+        np.testing.assert_allclose(res.values, named.values, rtol=0, atol=1e-12)
+        assert res.ranking()[0] == "f3" and res.settings == METHODS[key].settings()
+
+
+def test_registry_entries_say_how_to_read_them_and_take_hashable_settings():
+    assert set(METHODS) == {"shapley", "gradient_x_input", "integrated_gradients", "deletion", "permutation"}
+    for key, spec in METHODS.items():
+        assert spec.key == key and spec.name and len(spec.how_to_read) > 40
+        a, b = spec.settings(), spec.settings()
+        assert a == b and hash(a) == hash(b)  # usable as st.cache_data keys
+    assert ShapleySettings(target_relative_se=0.01) != ShapleySettings(target_relative_se=0.02)
+    assert hash(IntegratedGradientsSettings(targets=(1,))) != hash(IntegratedGradientsSettings(targets=(0,)))
+    with pytest.raises(Exception, match="frozen|assign"):
+        ShapleySettings().n_permutations = 5
+
+
+def test_registry_refuses_unknown_methods_wrong_settings_and_image_models(data, regression):
+    model, _ = regression
+    with pytest.raises(XaiError, match="Unknown tabular method 'shapely'.*Did you mean 'shapley'"):
+        explain_table(model, data, "shapely")
+    with pytest.raises(XaiError, match="SHAP values takes ShapleySettings, not PermutationSettings"):
+        explain_table(model, data, "shapley", PermutationSettings())
+    image = LoadedModel(nn.Linear(5, 2), ModelInfo(input_kind="image", input_shape=(5,), class_names=("a", "b")),
+                        "state_dict", "", 0)
+    with pytest.raises(XaiError, match="image model"):
+        explain_table(image, data, "deletion", DeletionSettings())
+    with pytest.raises(XaiError, match="every value would be 0"):
+        explain_table(model, data.iloc[:1], "shapley")

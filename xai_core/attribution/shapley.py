@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Literal, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
+from xai_core.attribution.results import METHOD_EXACT, Background, BackgroundKind, TabularAttribution
 from xai_core.errors import XaiError
 from xai_core.model import LoadedModel, class_names_or_default
 from xai_core.validation import check_same_columns, check_table
@@ -45,12 +46,10 @@ RELATIVE_SE_FLOOR = 0.1
 DEFAULT_CHUNK_SIZE = 65_536
 DEFAULT_BACKGROUND_SIZE = 10
 
-METHOD_EXACT = "exact"
 METHOD_SAMPLING = "antithetic permutation sampling"
 
 ModelFn = Callable[[np.ndarray], np.ndarray]
 ProgressFn = Callable[[int, int, str], None]
-BackgroundKind = Literal["mean", "kmeans", "random", "given"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -98,20 +97,6 @@ def model_output_fn(model: LoadedModel, batch_size: int = 4096) -> ModelFunction
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Background:
-    """Rows standing in for absent features, with weights summing to 1."""
-
-    rows: np.ndarray  # (m, d) float64
-    weights: np.ndarray  # (m,) float64, sum 1
-    kind: BackgroundKind
-    feature_names: list[str] | None = None
-    seed: int | None = None
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-
 def make_background(
     data: pd.DataFrame | np.ndarray,
     kind: BackgroundKind = "mean",
@@ -145,7 +130,7 @@ def make_background(
 
 
 # --------------------------------------------------------------------------------------------------
-# The result
+# Settings and result
 # --------------------------------------------------------------------------------------------------
 
 
@@ -165,80 +150,8 @@ class ShapleySettings:
     chunk_size: int = DEFAULT_CHUNK_SIZE
 
 
-@dataclass
-class ShapleyResult:
-    """Shapley values φ (n_rows, d, k) per row, feature and output, with their standard errors."""
-
-    values: np.ndarray  # (n_rows, d, k)
-    base_values: np.ndarray  # (k,): v(∅), the expected output over the background
-    standard_errors: np.ndarray  # (n_rows, d, k); zeros when exact
-    method: str  # METHOD_EXACT or METHOD_SAMPLING
-    settings: ShapleySettings
-    feature_names: list[str]
-    output_names: list[str]
-    rows: pd.DataFrame  # the explained rows
-    outputs: np.ndarray  # (n_rows, k): f(x)
-    notes: list[str] = field(default_factory=list)
-    n_permutations_used: np.ndarray | None = None  # (n_rows,) permutations the sampler spent per row; None when exact
-    relative_standard_errors: np.ndarray | None = None  # (n_rows,) see relative_standard_error; zeros when exact
-
-    @property
-    def efficiency_gap(self) -> float:
-        """max |base + Σφ − f(x)| over rows and outputs: 0 up to rounding for both estimators."""
-        if self.values.size == 0:
-            return 0.0
-        total = self.base_values + self.values.sum(axis=1)
-        return float(np.max(np.abs(total - self.outputs)))
-
-    @property
-    def is_exact(self) -> bool:
-        return self.method == METHOD_EXACT
-
-    def global_importance(self, output_index: int = 0) -> pd.DataFrame:
-        """Mean |φ| per feature over the explained rows, ranked, with the mean standard error."""
-        phi = self.values[:, :, output_index]
-        out = pd.DataFrame(
-            {
-                "feature": self.feature_names,
-                "mean_abs_shapley": np.abs(phi).mean(axis=0),
-                "mean_standard_error": self.standard_errors[:, :, output_index].mean(axis=0),
-            }
-        )
-        return out.sort_values("mean_abs_shapley", ascending=False, ignore_index=True)
-
-    def to_frame(self, output_index: int | None = 0, wide: bool = False) -> pd.DataFrame:
-        """Long table (row, feature, feature value, output, shapley, standard error) or wide (rows × features).
-
-        `output_index=None` gives every output (long form only).
-        """
-        outputs = range(len(self.output_names)) if output_index is None else [output_index]
-        if wide:
-            if output_index is None:
-                raise XaiError("A wide table holds one output; pass output_index.")
-            frame = pd.DataFrame(self.values[:, :, output_index], index=self.rows.index, columns=self.feature_names)
-            frame.insert(0, "base_value", self.base_values[output_index])
-            frame["model_output"] = self.outputs[:, output_index]
-            return frame
-        n, d = self.values.shape[:2]
-        row_ids = np.repeat(np.asarray(self.rows.index), d)
-        feature_values = self.rows.to_numpy(dtype=np.float64).reshape(-1)
-        parts = []
-        for j in outputs:
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "row": row_ids,
-                        "feature": np.tile(self.feature_names, n),
-                        "feature_value": feature_values,
-                        "output": self.output_names[j],
-                        "shapley_value": self.values[:, :, j].reshape(-1),
-                        "standard_error": self.standard_errors[:, :, j].reshape(-1),
-                        "base_value": self.base_values[j],
-                        "model_output": np.repeat(self.outputs[:, j], d),
-                    }
-                )
-            )
-        return pd.concat(parts, ignore_index=True)
+# One result type for every local tabular method; the old name stays for notebooks.
+ShapleyResult = TabularAttribution
 
 
 # --------------------------------------------------------------------------------------------------
@@ -258,7 +171,7 @@ def shapley_values(
     output_names: Sequence[str] | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     target_relative_se: float | None = DEFAULT_TARGET_RELATIVE_SE,
-) -> ShapleyResult:
+) -> TabularAttribution:
     """Shapley values of `f` at each row of `X`: exact when d ≤ 14 (or method="exact"), else sampled.
 
     `background`: a `Background` (see `make_background`), or a table of rows used with equal weights, or
@@ -317,9 +230,17 @@ def shapley_values(
 
     rows = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(values, columns=names)
     rows.columns = names
-    return ShapleyResult(
+    notes = []
+    if used is not None and target_relative_se is not None:
+        short = rel_se > target_relative_se
+        if short.any():
+            notes.append(
+                f"{int(short.sum())} of {n} rows spent the cap of {n_permutations} permutations before their relative "
+                f"standard error reached {target_relative_se:.2%} (largest {rel_se.max():.2%}); raise n_permutations "
+                "for more precise values."
+            )
+    return TabularAttribution(
         values=phi,
-        base_values=empty_value,
         standard_errors=se,
         method=estimator,
         settings=settings,
@@ -327,6 +248,11 @@ def shapley_values(
         output_names=list(output_names),
         rows=rows,
         outputs=outputs.astype(np.float64),
+        base_values=empty_value,
+        key="shapley",
+        value_label="SHAP value",
+        background=bg,
+        notes=notes,
         n_permutations_used=used,
         relative_standard_errors=rel_se,
     )

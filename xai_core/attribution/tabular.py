@@ -1,7 +1,10 @@
-"""Tabular importances besides Shapley: deletion (ablation), permutation, gradient × input, integrated gradients.
+"""Tabular explanation methods in one registry, run by one verb, `explain_table(model, data, method, settings)`.
 
-Global methods (deletion, permutation) return a `FeatureImportanceResult` — one number per feature with its
-error; local gradient methods return a `GradientAttributionResult` — one number per row, feature and output.
+Local methods — Shapley values, gradient × input, integrated gradients — give one value per row, feature and output
+(`TabularAttribution`); global methods — feature deletion, permutation importance — one value per feature for the
+whole table (`GlobalImportance`). Each method's options are a frozen settings dataclass, hashable, so a page caches
+results by model hash + settings. The named functions (`deletion_importance`, `permutation_importance`,
+`gradient_x_input`, `integrated_gradients`; `shapley_values` in shapley.py) stay as the entries for notebooks.
 """
 
 from __future__ import annotations
@@ -9,98 +12,146 @@ from __future__ import annotations
 import copy
 import logging
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
 from xai_core import scoring
-from xai_core.attribution.shapley import ModelFunction, model_output_fn
+from xai_core.attribution.results import Background, GlobalImportance, TabularAttribution
+from xai_core.attribution.shapley import (
+    ModelFunction,
+    ShapleySettings,
+    make_background,
+    model_output_fn,
+    shapley_values,
+)
 from xai_core.datasets import TableSet
 from xai_core.errors import XaiError
-from xai_core.model import LoadedModel, OutputSpace, output_scores
-from xai_core.validation import check_same_columns, check_table, class_indices
+from xai_core.model import LoadedModel, OutputSpace, class_names_or_default, output_scores
+from xai_core.validation import check_same_columns, check_table, class_indices, did_you_mean
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int, str], None]
+BackgroundData = Background | TableSet | pd.DataFrame | np.ndarray | None
 
 METHOD_DELETION = "feature deletion"
 METHOD_PERMUTATION = "permutation importance"
 METHOD_GRADIENT_X_INPUT = "gradient × input"
 METHOD_INTEGRATED_GRADIENTS = "integrated gradients"
 
+# The old names of the two result types, for notebooks: the same types.
+FeatureImportanceResult = GlobalImportance
+GradientAttributionResult = TabularAttribution
+
 
 # --------------------------------------------------------------------------------------------------
-# Results
+# Settings: one frozen dataclass per method (ShapleySettings lives in shapley.py)
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class FeatureImportanceResult:
-    """One importance per feature over a dataset: the drop in `score_name` when the feature is removed."""
-
-    method: str
-    feature_names: list[str]
-    values: np.ndarray  # (d,)
-    errors: np.ndarray  # (d,) — see error_kind
-    error_kind: str  # e.g. "std over 5 repeats", "standard error over rows"
-    score_name: str
-    reference_score: float  # the score with every feature intact (NaN when the score is a change in output)
-    n_rows: int
-    settings: dict
-    repeats: np.ndarray | None = None  # (d, n_repeats) for permutation importance
-    notes: list[str] = field(default_factory=list)
-
-    def to_frame(self) -> pd.DataFrame:
-        """Features ranked by importance, with the error next to each value."""
-        frame = pd.DataFrame({"feature": self.feature_names, "importance": self.values, "error": self.errors})
-        return frame.sort_values("importance", ascending=False, ignore_index=True)
-
-    def ranking(self) -> list[str]:
-        return list(self.to_frame()["feature"])
+@dataclass(frozen=True)
+class DeletionSettings:
+    """No options: a deleted feature takes the background's mean value (the data's mean without a background)."""
 
 
-@dataclass
-class GradientAttributionResult:
-    """Local attributions (n_rows, d, n_targets) from gradients, with IG's completeness error per row."""
+@dataclass(frozen=True)
+class PermutationSettings:
+    n_repeats: int = 5  # shuffles per feature; the error is the std over them
+    seed: int = 0
 
-    method: str
-    feature_names: list[str]
-    values: np.ndarray  # (n_rows, d, n_targets)
-    targets: list[int]  # output indices explained
-    output_names: list[str]  # one per target
-    rows: pd.DataFrame
-    outputs: np.ndarray  # (n_rows, n_targets): the explained output at each row
-    baseline: np.ndarray | None  # (d,) for integrated gradients
-    baseline_outputs: np.ndarray | None  # (n_targets,)
-    convergence_delta: np.ndarray | None  # (n_rows, n_targets): Σ attribution − (f(x) − f(baseline)), IG only
-    settings: dict
 
-    @property
-    def completeness_gap(self) -> float | None:
-        """max |Σφ − (f(x) − f(baseline))| (IG only): how far the integral approximation is from exact."""
-        if self.convergence_delta is None or self.convergence_delta.size == 0:
-            return None
-        return float(np.max(np.abs(self.convergence_delta)))
+@dataclass(frozen=True)
+class GradientSettings:
+    """Gradient × input of the outputs `targets` (model output indices; None: all) in `output` space."""
 
-    def to_frame(self, target_index: int = 0, wide: bool = False) -> pd.DataFrame:
-        """Wide (rows × features) or long (row, feature, feature value, attribution) table for one target."""
-        vals = self.values[:, :, target_index]
-        if wide:
-            return pd.DataFrame(vals, index=self.rows.index, columns=self.feature_names)
-        n, d = vals.shape
-        return pd.DataFrame(
-            {
-                "row": np.repeat(np.asarray(self.rows.index), d),
-                "feature": np.tile(self.feature_names, n),
-                "feature_value": self.rows.to_numpy(dtype=np.float64).reshape(-1),
-                "output": self.output_names[target_index],
-                "attribution": vals.reshape(-1),
-            }
-        )
+    output: OutputSpace = "probability"
+    targets: tuple[int, ...] | None = None
+    batch_size: int = 1024
+
+
+@dataclass(frozen=True)
+class IntegratedGradientsSettings:
+    """Integrated gradients from the background's mean row (the data's without one), Gauss–Legendre, `n_steps`."""
+
+    output: OutputSpace = "probability"
+    targets: tuple[int, ...] | None = None
+    n_steps: int = 50
+    batch_size: int = 256
+
+
+# --------------------------------------------------------------------------------------------------
+# The registry and the verb
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TabularMethod:
+    key: str
+    name: str
+    how_to_read: str
+    local: bool  # True: one value per row (TabularAttribution); False: one per feature (GlobalImportance)
+    settings: type  # the method's frozen settings dataclass; settings() gives the defaults
+    run: Callable[..., TabularAttribution | GlobalImportance]  # (model, data: TableSet, settings, background, progress)
+
+
+def explain_table(
+    model: LoadedModel,
+    data: TableSet | pd.DataFrame | np.ndarray,
+    method: str,
+    settings: Any = None,
+    background: BackgroundData = None,
+    y: pd.Series | np.ndarray | None = None,
+    progress: ProgressFn | None = None,
+) -> TabularAttribution | GlobalImportance:
+    """Explain a tabular model on `data` with `method` (a key of `METHODS`) and its settings (defaults when None).
+
+    `background`: rows standing in for absent features (Shapley, deletion, integrated gradients; default: `data`).
+    `y`: labels for the global methods' scores (default: `data.y` of a TableSet; without labels they measure the
+    change of the outputs). `progress(done, total, message)` is called as the work advances.
+    """
+    if model.info.input_kind != "tabular":
+        raise XaiError("These methods explain table models; for an image model use xai_core.attribution.image.")
+    spec = METHODS.get(method)
+    if spec is None:
+        raise XaiError(f"Unknown tabular method {method!r}; choose one of {sorted(METHODS)}.{did_you_mean(str(method), METHODS)}")
+    if settings is None:
+        settings = spec.settings()
+    if not isinstance(settings, spec.settings):
+        raise XaiError(f"{spec.name} takes {spec.settings.__name__}, not {type(settings).__name__}.")
+    return spec.run(model, _table_set(data, y, model), settings, background, progress)
+
+
+def output_names(model: LoadedModel, output: OutputSpace = "probability") -> list[str]:
+    """What each explained output is called: 'P(class)' or 'logit(class)' for classifiers, the target for regression."""
+    if model.info.task != "classification":
+        return [model.info.target_name or "prediction"]
+    names = class_names_or_default(model.info.class_names, model.info.n_outputs)
+    return [f"P({c})" if output == "probability" else f"logit({c})" for c in names]
+
+
+# --------------------------------------------------------------------------------------------------
+# Shapley values (shapley.py) as a registry entry
+# --------------------------------------------------------------------------------------------------
+
+
+def _run_shapley(model, data: TableSet, settings: ShapleySettings, background, progress) -> TabularAttribution:
+    if isinstance(background, Background):
+        bg = background
+    else:
+        if background is None and len(data) < 2:
+            raise XaiError("With one row to explain and no background, every value would be 0. Pass a background "
+                           "(e.g. the training rows).")
+        source = data.X if background is None else (background.X if isinstance(background, TableSet) else background)
+        bg = make_background(source, settings.baseline, settings.n_background, seed=settings.seed or 0)
+    return shapley_values(
+        model_output_fn(model), data.X, bg, method=settings.estimator, n_permutations=settings.n_permutations or 0,
+        seed=settings.seed or 0, progress=progress, output_names=output_names(model), chunk_size=settings.chunk_size,
+        target_relative_se=settings.target_relative_se,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -112,25 +163,29 @@ def deletion_importance(
     model: LoadedModel,
     data: TableSet | pd.DataFrame | np.ndarray,
     y: pd.Series | np.ndarray | None = None,
-    background: pd.DataFrame | np.ndarray | None = None,
+    background: BackgroundData = None,
     progress: ProgressFn | None = None,
-) -> FeatureImportanceResult:
+) -> GlobalImportance:
     """Replace each feature by its background mean in every row and measure the drop in the model's score.
 
     Score: accuracy (classification) or R² (regression) when labels exist, else the mean absolute change of
     the outputs (probabilities or predictions). Errors are standard errors over rows (each score is a mean of
     per-row terms).
     """
-    X, names, y = _table_and_labels(data, y, model)
+    return explain_table(model, data, "deletion", DeletionSettings(), background=background, y=y, progress=progress)
+
+
+def _run_deletion(model, data: TableSet, settings: DeletionSettings, background, progress) -> GlobalImportance:
+    X, names = check_table(data.X, "data")
     f = model_output_fn(model)
-    baseline = X.mean(axis=0) if background is None else _baseline(background, _column_names(data), X.shape[1])
+    baseline = _baseline_row(background, X, names)
     base_out = f(X)
-    labels = _labels(y, model, len(X))
+    labels = _labels(data.y, model, len(X))
     score_name, reference = _score_name(model, labels), np.nan
     if labels is not None:
         reference = _score(model, base_out, labels)
-    values, errors = np.zeros(X.shape[1]), np.zeros(X.shape[1])
     d = X.shape[1]
+    values, errors = np.zeros(d), np.zeros(d)
     for j in range(d):
         Xj = X.copy()
         Xj[:, j] = baseline[j]
@@ -139,16 +194,19 @@ def deletion_importance(
         errors[j] = terms.std(ddof=1) / np.sqrt(len(terms)) if len(terms) > 1 else 0.0
         if progress is not None:
             progress(j + 1, d, f"deleting feature {j + 1}/{d}")
-    return FeatureImportanceResult(
+    return GlobalImportance(
+        key="deletion",
         method=METHOD_DELETION,
         feature_names=names,
         values=values,
         errors=errors,
         error_kind="standard error over rows",
+        measure=f"drop in {score_name}" if labels is not None else score_name,
         score_name=score_name,
         reference_score=float(reference),
         n_rows=len(X),
-        settings={"baseline": "mean of background" if background is not None else "mean of the data"},
+        settings=settings,
+        notes=[f"A deleted feature takes the mean of the {'background' if background is not None else 'data'}."],
     )
 
 
@@ -176,25 +234,30 @@ class TorchEstimator:
         return out.argmax(axis=1) if self.is_classifier else out[:, 0]
 
 
+
 def permutation_importance(
     model: LoadedModel,
     data: TableSet | pd.DataFrame | np.ndarray,
     y: pd.Series | np.ndarray | None = None,
     n_repeats: int = 5,
     seed: int = 0,
-) -> FeatureImportanceResult:
+) -> GlobalImportance:
     """sklearn's permutation importance: drop in accuracy / R² when a column is shuffled, mean ± std over repeats.
 
     Without labels the model's own predictions on the intact data serve as labels, so the score measures
     how much the predictions change.
     """
+    return explain_table(model, data, "permutation", PermutationSettings(int(n_repeats), seed), y=y)
+
+
+def _run_permutation(model, data: TableSet, settings: PermutationSettings, background, progress) -> GlobalImportance:
     from sklearn.inspection import permutation_importance as sk_permutation_importance
 
-    X, names, y = _table_and_labels(data, y, model)
-    if int(n_repeats) < 1:
-        raise XaiError(f"n_repeats must be at least 1; got {n_repeats}.")
+    X, names = check_table(data.X, "data")
+    if settings.n_repeats < 1:
+        raise XaiError(f"n_repeats must be at least 1; got {settings.n_repeats}.")
     estimator = TorchEstimator(model)
-    labels = _labels(y, model, len(X))
+    labels = _labels(data.y, model, len(X))
     own = labels is None
     if own:
         labels = estimator.predict(X)
@@ -202,23 +265,25 @@ def permutation_importance(
     def scorer(est: TorchEstimator, X_, y_) -> float:
         return _score(model, est.predict_proba(X_), np.asarray(y_))
 
-    res = sk_permutation_importance(
-        estimator, X.astype(np.float32), labels, scoring=scorer, n_repeats=int(n_repeats), random_state=seed
-    )
+    res = sk_permutation_importance(estimator, X.astype(np.float32), labels, scoring=scorer,
+                                    n_repeats=settings.n_repeats, random_state=settings.seed)
     score = _score_name(model, labels)
     if own:
         score += " against the model's own predictions"
-    return FeatureImportanceResult(
+    return GlobalImportance(
+        key="permutation",
         method=METHOD_PERMUTATION,
         feature_names=names,
         values=np.asarray(res.importances_mean, dtype=np.float64),
         errors=np.asarray(res.importances_std, dtype=np.float64),
-        error_kind=f"std over {int(n_repeats)} repeats",
+        error_kind=f"std over {settings.n_repeats} repeats",
+        measure=f"drop in {score}",
         score_name=score,
         reference_score=float(scorer(estimator, X.astype(np.float32), labels)),
         n_rows=len(X),
-        settings={"n_repeats": int(n_repeats), "seed": seed, "labels": "model predictions" if own else "given"},
+        settings=settings,
         repeats=np.asarray(res.importances, dtype=np.float64),
+        notes=["Labels: the model's own predictions (none were given)."] if own else [],
     )
 
 
@@ -233,104 +298,100 @@ def gradient_x_input(
     targets: int | Sequence[int] | None = None,
     output: OutputSpace = "probability",
     batch_size: int = 1024,
-) -> GradientAttributionResult:
+) -> TabularAttribution:
     """Captum InputXGradient: x_i · ∂f_t/∂x_i per row, feature and target output (all outputs by default)."""
-    from captum.attr import InputXGradient
-
-    return _gradient_method(
-        model, X, targets, output, batch_size, METHOD_GRADIENT_X_INPUT,
-        lambda forward: InputXGradient(forward), None, {},
-    )
+    return explain_table(model, X, "gradient_x_input", GradientSettings(output, _as_targets(targets), int(batch_size)))
 
 
 def integrated_gradients(
     model: LoadedModel,
     X: pd.DataFrame | np.ndarray,
-    background: pd.DataFrame | np.ndarray | None = None,
+    background: BackgroundData = None,
     targets: int | Sequence[int] | None = None,
     n_steps: int = 50,
     output: OutputSpace = "probability",
     batch_size: int = 256,
-) -> GradientAttributionResult:
+) -> TabularAttribution:
     """Captum IntegratedGradients from the mean row of `background` (default: of X), Gauss–Legendre, `n_steps`.
 
-    Attributions sum to f(x) − f(baseline) up to `convergence_delta`, reported per row.
+    Attributions sum to f(x) − f(baseline) up to `efficiency_gap`; `base_values` are f(baseline).
     """
+    settings = IntegratedGradientsSettings(output, _as_targets(targets), int(n_steps), int(batch_size))
+    return explain_table(model, X, "integrated_gradients", settings, background=background)
+
+
+def _run_gradient_x_input(model, data: TableSet, settings: GradientSettings, background, progress) -> TabularAttribution:
+    from captum.attr import InputXGradient
+
+    return _gradient_method(model, data, settings, None, progress, "gradient_x_input", METHOD_GRADIENT_X_INPUT,
+                            "gradient × input", InputXGradient, {})
+
+
+def _run_integrated_gradients(model, data: TableSet, settings: IntegratedGradientsSettings, background,
+                              progress) -> TabularAttribution:
     from captum.attr import IntegratedGradients
 
-    values, names = check_table(X, "rows to explain")
-    baseline = values.mean(axis=0) if background is None else _baseline(background, names, values.shape[1])
-    if int(n_steps) < 2:
-        raise XaiError(f"Integrated gradients needs at least 2 steps; got {n_steps}.")
-    return _gradient_method(
-        model, X, targets, output, batch_size, METHOD_INTEGRATED_GRADIENTS,
-        lambda forward: IntegratedGradients(forward), baseline,
-        {"n_steps": int(n_steps), "method": "gausslegendre", "return_convergence_delta": True},
-    )
+    if settings.n_steps < 2:
+        raise XaiError(f"Integrated gradients needs at least 2 steps; got {settings.n_steps}.")
+    X, names = check_table(data.X, "rows to explain")
+    baseline = _baseline_row(background, X, names)
+    return _gradient_method(model, data, settings, baseline, progress, "integrated_gradients",
+                            METHOD_INTEGRATED_GRADIENTS, "IG attribution", IntegratedGradients,
+                            {"n_steps": settings.n_steps, "method": "gausslegendre"})
 
 
-def _gradient_method(model, X, targets, output, batch_size, method_name, make_method, baseline, options):
-    values, names = check_table(X, "rows to explain")
+def _gradient_method(model, data, settings, baseline, progress, key, method, value_label, captum_class, options):
+    values, names = check_table(data.X, "rows to explain")
     n, d = values.shape
-    names = names or list(model.info.feature_names) or [f"x{i}" for i in range(d)]
-    if output not in ("probability", "logit"):
-        raise XaiError(f"output must be 'probability' or 'logit', not {output!r}.")
-    out_fn = model_output_fn(model)
-    use_softmax = model.info.task == "classification" and output == "probability"
+    if settings.output not in ("probability", "logit"):
+        raise XaiError(f"output must be 'probability' or 'logit', not {settings.output!r}.")
+    batch_size = max(int(settings.batch_size), 1)
     with _module_for_gradients(model) as module:
 
         def forward(x: torch.Tensor) -> torch.Tensor:
-            return output_scores(module(x), model.info.task, output)
+            return output_scores(module(x), model.info.task, settings.output)
 
         with torch.no_grad():
             k = forward(torch.from_numpy(values[:1].astype(np.float32))).shape[1]
-        target_list = _targets(targets, k)
-        attr = make_method(forward)
+        target_list = _targets(settings.targets, k)
+        attr = captum_class(forward)
         base_t = None if baseline is None else torch.tensor(baseline, dtype=torch.float32)[None]
         result = np.zeros((n, d, len(target_list)))
-        delta = np.zeros((n, len(target_list))) if options.get("return_convergence_delta") else None
         outputs = np.zeros((n, len(target_list)))
         for start in range(0, n, batch_size):
             x = torch.from_numpy(values[start : start + batch_size].astype(np.float32))
             with torch.no_grad():
                 outputs[start : start + len(x)] = forward(x)[:, target_list].numpy()
             for ti, t in enumerate(target_list):
-                kwargs = dict(options)
-                if base_t is not None:
-                    kwargs["baselines"] = base_t
+                kwargs = dict(options) if base_t is None else {**options, "baselines": base_t}
                 got = attr.attribute(x.clone().requires_grad_(True), target=t, **kwargs)
-                if delta is not None:
-                    got, dl = got
-                    delta[start : start + len(x), ti] = dl.detach().numpy()
                 result[start : start + len(x), :, ti] = got.detach().numpy()
+            if progress is not None:
+                progress(min(start + batch_size, n), n, f"explaining {min(start + batch_size, n)}/{n} rows")
         base_out = None
         if base_t is not None:
             with torch.no_grad():
                 base_out = forward(base_t)[0, target_list].numpy().astype(np.float64)
-    if use_softmax or model.info.task == "regression":
-        all_names = out_fn.output_names
-    else:
-        all_names = [f"logit {j}" for j in range(k)]
+    all_names = output_names(model, settings.output)
     if len(all_names) != k:
         all_names = [f"output {j}" for j in range(k)]
-    rows = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(values, columns=names)
+    rows = data.X.copy()
     rows.columns = names
-    settings = {"output": output if model.info.task == "classification" else "regression output", **{
-        key: val for key, val in options.items() if key != "return_convergence_delta"}}
-    if baseline is not None:
-        settings["baseline"] = "mean row"
-    return GradientAttributionResult(
-        method=method_name,
-        feature_names=names,
+    return TabularAttribution(
         values=result,
-        targets=target_list,
+        standard_errors=np.zeros_like(result),
+        method=method,
+        settings=settings,
+        feature_names=names,
         output_names=[all_names[t] for t in target_list],
         rows=rows,
         outputs=outputs,
-        baseline=None if baseline is None else np.asarray(baseline, dtype=np.float64),
-        baseline_outputs=base_out,
-        convergence_delta=delta,
-        settings=settings,
+        base_values=base_out,
+        key=key,
+        value_label=value_label,
+        targets=target_list,
+        background=None if baseline is None else Background(np.asarray(baseline, dtype=np.float64)[None], np.ones(1),
+                                                             "mean"),
     )
 
 
@@ -355,34 +416,69 @@ def _module_for_gradients(model: LoadedModel):
 
 
 # --------------------------------------------------------------------------------------------------
+# The registry (after the methods it names)
+# --------------------------------------------------------------------------------------------------
+
+
+METHODS: dict[str, TabularMethod] = {m.key: m for m in (
+    TabularMethod("shapley", "SHAP values", "Each feature's share of the move from the base value (the average output "
+                  "over the background) to this row's output; the shares add up exactly. Absent features take the "
+                  "background's values.", local=True, settings=ShapleySettings, run=_run_shapley),
+    TabularMethod("gradient_x_input", "Gradient × input", "Each feature's value times the output's slope along it at "
+                  "this row: a first-order share measured from an all-zero input (exact for a linear model, local "
+                  "only where the model bends).", local=True, settings=GradientSettings, run=_run_gradient_x_input),
+    TabularMethod("integrated_gradients", "Integrated gradients", "Each feature's share of the move from the "
+                  "background's mean row to this row along the straight path between them; the shares add up to "
+                  "f(x) − f(baseline).", local=True, settings=IntegratedGradientsSettings,
+                  run=_run_integrated_gradients),
+    TabularMethod("deletion", "Feature deletion", "How much the model's score drops when the feature is set to its "
+                  "mean in every row (without labels: how much the outputs change).", local=False,
+                  settings=DeletionSettings, run=_run_deletion),
+    TabularMethod("permutation", "Permutation importance", "How much the model's score drops when the feature's "
+                  "column is shuffled, breaking its link to the rest (without labels: against the model's own "
+                  "predictions).", local=False, settings=PermutationSettings, run=_run_permutation),
+)}
+
+
+# --------------------------------------------------------------------------------------------------
 # Helpers: data, labels, scores
 # --------------------------------------------------------------------------------------------------
 
 
-def _table_and_labels(data, y, model: LoadedModel):
+def _table_set(data, y, model: LoadedModel) -> TableSet:
+    """The rows (a DataFrame named in the model's feature names when given as an array) and their labels."""
     if isinstance(data, TableSet):
-        if y is None:
-            y = data.y
-        data = data.X
-    X, names = check_table(data, "data")
-    names = names or list(model.info.feature_names) or [f"x{i}" for i in range(X.shape[1])]
-    if len(names) != X.shape[1]:
-        names = [f"x{i}" for i in range(X.shape[1])]
-    return X, names, y
+        return data if y is None else TableSet(data.X, y, data.target_name, data.notes)
+    values, names = check_table(data, "data")
+    if isinstance(data, pd.DataFrame):
+        return TableSet(data, y)
+    names = list(model.info.feature_names)
+    if len(names) != values.shape[1]:
+        names = [f"x{i}" for i in range(values.shape[1])]
+    return TableSet(pd.DataFrame(values, columns=names), y)
 
 
-def _column_names(data) -> list[str] | None:
-    table = data.X if isinstance(data, TableSet) else data
-    return [str(c) for c in table.columns] if isinstance(table, pd.DataFrame) else None
+def _baseline_row(background: BackgroundData, X: np.ndarray, names: list[str] | None) -> np.ndarray:
+    """The row standing in for absent features: the (weighted) mean of the background, or of X without one."""
+    if background is None:
+        return X.mean(axis=0)
+    if isinstance(background, Background):
+        rows, weights, bg_names = background.rows, background.weights, background.feature_names
+    else:
+        table = background.X if isinstance(background, TableSet) else background
+        rows, bg_names = check_table(table, "background data")
+        weights = np.full(len(rows), 1.0 / len(rows))
+    if rows.shape[1] != X.shape[1]:
+        raise XaiError(f"The background has {rows.shape[1]} columns but the data have {X.shape[1]}; use the same "
+                       "feature columns.")
+    check_same_columns(bg_names, names, "background", "data")
+    return weights @ rows
 
 
-def _baseline(background, data_names: list[str] | None, d: int) -> np.ndarray:
-    """The mean row of the background, checked against the data's columns."""
-    bg, bg_names = check_table(background, "background data")
-    if bg.shape[1] != d:
-        raise XaiError(f"The background has {bg.shape[1]} columns but the data have {d}; use the same feature columns.")
-    check_same_columns(bg_names, data_names, "background", "data")
-    return bg.mean(axis=0)
+def _as_targets(targets) -> tuple[int, ...] | None:
+    if targets is None:
+        return None
+    return (int(targets),) if np.isscalar(targets) else tuple(int(t) for t in targets)
 
 
 def _labels(y, model: LoadedModel, n: int) -> np.ndarray | None:
