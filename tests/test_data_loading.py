@@ -234,7 +234,7 @@ def class_zip(folder_of, n_per_class=(3, 1, 4, 2, 5), top=None, seed=0, mode="RG
     for i, j in files:
         name = f"{folder_of(i)}/img_{i}_{j}.png"
         if top:
-            name = f"{top}/{name}"
+            name = f"{top(i, j) if callable(top) else top}/{name}"
         members[name] = shaded(10 * i + j + 1, mode)  # grey level → (class, number), so images stay paired with names
         truth[name] = i
     return zipped(members), truth
@@ -244,8 +244,12 @@ def class_from_file_name(name: str) -> int:
     return int(name.rsplit("/", 1)[-1].split("_")[1])
 
 
+def two_parts(i, j):
+    return f"data/part{(i + j) % 2}"  # one wrapping folder, then two folders that each hold class folders
+
+
 @pytest.mark.parametrize("folders", ["names", "indices"])
-@pytest.mark.parametrize("top", [None, "test"])
+@pytest.mark.parametrize("top", [None, "test", two_parts], ids=["flat", "one-top-folder", "two-part-folders"])
 def test_every_zip_image_gets_its_folders_class(folders, top):
     model = ModelInfo(input_kind="image", input_shape=(3, 32, 32), class_names=ANIMALS)
     folder_of = (lambda i: ANIMALS[i]) if folders == "names" else str
