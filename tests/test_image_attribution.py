@@ -344,7 +344,10 @@ def test_occlusion_of_a_linear_model_equals_the_hand_computation(linear_model, s
     window, stride = 4, 2
     maps = explain_batch(linear_model, small_images, "occlusion", targets=TARGETS, window=window, stride=stride).maps
     x = images_to_tensor(small_images, linear_model.info)
-    probability = lambda z: torch.softmax(linear_model.module(z), dim=1)  # occlusion explains probabilities
+    def probability(z):  # occlusion explains probabilities
+        with torch.no_grad():
+            return torch.softmax(linear_model.module(z), dim=1)
+
     for i, t in enumerate(TARGETS):
         total, count = np.zeros((H, W)), np.zeros((H, W))
         p = float(probability(x[i: i + 1])[0, t])
@@ -419,3 +422,40 @@ def test_pointing_game_tolerance_at_and_one_past():
     assert localisation(maps, masks, tolerance=2).hits.tolist() == [False, False]
     negative = -np.ones((1, 12, 12))  # no positive attribution at all: nothing on the object
     assert localisation(negative, masks[:1]).energy_inside.tolist() == [0.0]
+
+
+class PointwiseNet(nn.Module):
+    """1×1 convolution, ReLU, mean over the image, linear head: every gradient can be written down by hand."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(C, 4, 1)
+        self.relu = nn.ReLU()
+        self.head = nn.Linear(4, K)
+
+    def forward(self, x):
+        return self.head(self.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+def test_guided_grad_cam_equals_the_hand_computation(small_images):
+    from xai_core.model import LoadedModel, ModelInfo
+
+    torch.manual_seed(3)
+    net = PointwiseNet().eval()
+    model = LoadedModel(net, ModelInfo(input_shape=(C, H, W), class_names=("a", "b", "c"), mean=MEAN, std=STD),
+                        "state_dict", "pointwise-net", 0)
+    maps = explain_batch(model, small_images, "guided_grad_cam", targets=TARGETS, layer="relu").maps
+    x = images_to_tensor(small_images, model.info)
+    conv_w = net.conv.weight.detach()[:, :, 0, 0]  # (4, C)
+    head_w = net.head.weight.detach()  # (K, 4)
+    with torch.no_grad():
+        pre = net.conv(x)  # (n, 4, H, W)
+    for i, t in enumerate(TARGETS):
+        d_relu_out = head_w[t] / (H * W)  # ∂score/∂ReLU output, the same at every pixel
+        cam = torch.relu((d_relu_out.view(4, 1, 1) * torch.relu(pre[i])).sum(dim=0))  # Grad-CAM on the ReLU's output
+        # Guided backpropagation: through the ReLU only positive gradients, and only where its input was positive.
+        d_pre = (pre[i] > 0) * torch.relu(d_relu_out).view(4, 1, 1)
+        d_input = torch.einsum("kc,khw->chw", conv_w, d_pre)
+        expected = (d_input * cam).sum(dim=0).numpy()
+        np.testing.assert_allclose(maps[i], expected, rtol=1e-4, atol=1e-7)
+    assert np.abs(maps).max() > 0 and (maps < 0).any()  # signed, and not all zero
