@@ -52,7 +52,10 @@ def _accuracy(at) -> float:
 # ---------------------------------------------------------------------------------------- 1. no silent assumption
 
 
-def test_assumed_normalisation_is_named_and_a_far_better_one_offered(foreign_digits):
+def test_assumed_normalisation_is_named_and_a_far_better_one_offered(foreign_digits, monkeypatch):
+    from xai_core import preprocessing
+
+    monkeypatch.setattr(preprocessing, "MAX_CHECKED_IMAGES", 10_000)  # every image, to compare with all of them
     model_bytes, files = foreign_digits
     model = load_model(model_bytes, "foreign.pt2")
     assert set(model.assumed) == {"mean", "std"}  # nothing declared how pixels are normalised
@@ -65,7 +68,7 @@ def test_assumed_normalisation_is_named_and_a_far_better_one_offered(foreign_dig
     x = torch.from_numpy(data.images).float().permute(0, 3, 1, 2) / 255
     with torch.no_grad():
         direct = (model.module(x).argmax(1).numpy() == data.labels).mean()
-    assert check.better.accuracy == pytest.approx(direct)
+    assert check.better.accuracy == pytest.approx(direct) and check.better.n_images == len(data) == 450
 
 
 def test_page_warns_about_the_assumption_and_one_click_fixes_the_accuracy(foreign_digits):
@@ -214,6 +217,10 @@ def test_labels_from_file_names_by_pattern_and_by_suggestion():
     assert data.labels.tolist() == [1, 0, 2, 0]
     by_index = load_images([("x_2_a.png", _png("red")), ("x_0_b.png", _png("red"))], IMAGE_INFO, label_pattern=r"x_(\d)_")
     assert by_index.labels.tolist() == [2, 0]
+    numbered = [("2_17.png", _png("red")), ("0-3.png", _png("red")), ("1.png", _png("red"))]
+    pattern = suggest_label_pattern([n for n, _ in numbered], IMAGE_INFO.class_names)
+    assert load_images(numbered, IMAGE_INFO, label_pattern=pattern).labels.tolist() == [2, 0, 1]
+    assert suggest_label_pattern(["3_1.png", "0_2.png"], IMAGE_INFO.class_names) is None  # 3 is no class index
     with pytest.raises(XaiError, match=r"does not match 1 file\(s\), e.g. \['owl7.png'\]"):
         load_images(files, IMAGE_INFO, label_pattern=r"^(cat|dog)[_-]")
     with pytest.raises(XaiError, match="not a valid regular expression"):

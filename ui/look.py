@@ -42,11 +42,11 @@ def user_errors():
 def figure(fig: go.Figure, how_to_read: str | None = None, key: str | None = None, download_name: str | None = None) -> None:
     """A full-width Plotly figure, a line on how to read it, and a download of it as HTML."""
     st.plotly_chart(fig, width="stretch", theme=None, key=key, config={"displaylogo": False})
-    cols = st.columns([5, 1])
+    cols = st.columns([5, 1], vertical_alignment="center")
     if how_to_read:
         cols[0].caption(how_to_read)
     if download_name:
-        cols[1].download_button("Figure (HTML)", fig.to_html(include_plotlyjs="cdn", full_html=True),
+        cols[1].download_button("HTML", fig.to_html(include_plotlyjs="cdn", full_html=True),
                                 file_name=f"{download_name}.html", mime="text/html", key=f"dl-{key or download_name}",
                                 icon=ICON_DOWNLOAD)
 

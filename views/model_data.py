@@ -237,21 +237,20 @@ def show_summary(selection: state.Selection) -> None:
         st.info(note, icon=ICON_INFO)
 
 
-def show_preprocessing(selection: state.Selection) -> None:
+def show_preprocessing(selection: state.Selection):
     """How images reach the model, where each setting came from, and whether another convention scores far better."""
     model, info, data = selection.model, selection.model.info, selection.data
     card("How the images reach the model", "Each image is resized to the input size, scaled to [0, 1], then "
          "normalised per channel as (x − mean) / std. Is that what this model was trained with?")
-    rows = pd.DataFrame([
-        {"step": "input size", "value": f"{info.image_size[0]}×{info.image_size[1]}, {info.channels} channel(s)",
-         "where it comes from": _source_of("input_shape", model)},
-        {"step": "resize", "value": RESIZE_MODES[info.resize], "where it comes from": _source_of("resize", model)
-         if "resize" in (st.session_state.get("model_upload") or {}).get("overrides", {}) else "default (keeps the aspect ratio)"},
-        {"step": "normalisation", "value": normalisation_name(info), "where it comes from": _source_of("mean", model)},
-    ])
+    resize_source = ("set on this page" if "resize" in (st.session_state.get("model_upload") or {}).get("overrides", {})
+                     and selection.source == "upload" else "default: keeps the aspect ratio")
     left, right = st.columns([2, 3], gap="large")
     with left:
-        st.dataframe(rows, hide_index=True, width="stretch")
+        st.markdown(
+            f"- **Input size** {info.image_size[0]}×{info.image_size[1]}, {info.channels} channel(s) — "
+            f"{_source_of('input_shape', model)}\n"
+            f"- **Resize** {RESIZE_MODES[info.resize]} — {resize_source}\n"
+            f"- **Normalisation** {normalisation_name(info)} — {_source_of('mean', model)}")
         guessed = [f for f in ("input_shape", "mean") if f in model.assumed]
         if guessed:
             st.warning("Part of the preprocessing is **assumed**, not declared: "
@@ -262,35 +261,50 @@ def show_preprocessing(selection: state.Selection) -> None:
     with right:
         if data is not None and len(data):
             figure(model_input_figure(data.images, info), "Left: the images as the model receives them. Right: the "
-                   "values it is fed; with a fitting normalisation they centre near 0 with a spread near 1 (per the "
-                   "training data's statistics).", key="model_input")
+                   "values it is fed. Normalised with the training data's mean and std they centre near 0 with a "
+                   "spread near 1; the [0, 1] and [−1, 1] conventions fill those ranges instead.", key="model_input")
+    verdict = st.container()
     if data is None or data.labels is None or info.task != "classification":
         if guessed and data is not None:
-            st.caption(":material/info: With labelled images (class folders, a file-name pattern, or a CSV of file → "
-                       "label) the page scores the usual conventions and tells you if another one fits far better.")
-        return
+            verdict.caption(":material/info: With labelled images (class folders, a file-name pattern, or a CSV of "
+                            "file → label) the page scores the usual conventions and tells you if another one fits far "
+                            "better.")
+        return None
     if not guessed and selection.source == "demo":
-        return
+        return None
+    return verdict
+
+
+def show_preprocessing_check(selection: state.Selection, verdict) -> None:
+    """Runs after the rest of the page is drawn (it scores the model several times), into the place kept for it."""
+    model, info, data = selection.model, selection.model.info, selection.data
     files = st.session_state.get("data_upload") or []
-    check = cached_preprocessing_check(model.sha256, selection.data_key, model, files,
-                                       st.session_state.get("label_pattern"), data)
+    with verdict:
+        check = cached_preprocessing_check(model.sha256, selection.data_key, model, files,
+                                           st.session_state.get("label_pattern"), data)
     better = check.better
-    if better is not None:
-        overrides = {"ov_mean": ", ".join(f"{v:g}" for v in better.mean), "ov_std": ", ".join(f"{v:g}" for v in better.std)}
-        if better.input_size != info.image_size:
-            overrides["ov_shape"] = f"{info.channels},{better.input_size[0]},{better.input_size[1]}"
-        st.error(f"**Another preprocessing fits this model far better.** With {check.current.label} (in use) the "
-                 f"accuracy is {check.current.accuracy:.3f}; with **{better.label}** it is **{better.accuracy:.3f}** "
-                 f"(95% interval {better.interval[0]:.3f}–{better.interval[1]:.3f}, {better.n_images} images). Every "
-                 "number and explanation on these pages uses the preprocessing in use.", icon=ICON_WARNING)
-        st.button(f"Use {better.label}", key="use_convention", on_click=_set_state, args=(overrides,), type="primary",
-                  icon=":material/check:")
-    with st.expander("Accuracy under each convention tried", expanded=better is not None):
-        figure(preprocessing_check_figure(check), "Accuracy on your labelled images under each usual convention "
-               "(bars: 95% bootstrap intervals). A model is normally far more accurate with the preprocessing it was "
-               "trained with.", key="preprocessing_check")
-        for note in check.notes:
-            st.caption(note)
+    with verdict:
+        if better is not None:
+            overrides = {"ov_mean": ", ".join(f"{v:g}" for v in better.mean),
+                         "ov_std": ", ".join(f"{v:g}" for v in better.std)}
+            if better.input_size != info.image_size:
+                overrides["ov_shape"] = f"{info.channels},{better.input_size[0]},{better.input_size[1]}"
+            st.error(f"**Another preprocessing fits this model far better.** With {check.current.label} (in use) the "
+                     f"accuracy is {check.current.accuracy:.3f}; with **{better.label}** it is **{better.accuracy:.3f}** "
+                     f"(95% interval {better.interval[0]:.3f}–{better.interval[1]:.3f}, {better.n_images} images). Every "
+                     "number and explanation on these pages uses the preprocessing in use.", icon=ICON_WARNING)
+            st.button(f"Use {better.label}", key="use_convention", on_click=_set_state, args=(overrides,),
+                      type="primary", icon=":material/check:")
+        else:
+            st.success(f"The preprocessing in use scores best of the {len(check.scores)} conventions tried "
+                       f"({check.current.accuracy:.3f} on {check.current.n_images} labelled images).",
+                       icon=":material/check_circle:")
+        with st.expander("Accuracy under each convention tried", expanded=better is not None):
+            figure(preprocessing_check_figure(check), "Accuracy on your labelled images under each usual convention "
+                   "(bars: 95% bootstrap intervals). A model is normally far more accurate with the preprocessing it "
+                   "was trained with.", key="preprocessing_check")
+            for note in check.notes:
+                st.caption(note)
 
 
 # ---------------------------------------------------------------------------------------- how well it does
@@ -372,8 +386,7 @@ choose_source()
 with user_errors():
     selection = state.current_selection()
     show_summary(selection)
-    if selection.model.info.input_kind == "image":
-        show_preprocessing(selection)
+    verdict = show_preprocessing(selection) if selection.model.info.input_kind == "image" else None
     if selection.data is None:
         st.info("Upload data (images, a zip of class folders, or a CSV/Parquet table) to see the model's predictions "
                 "and accuracy.", icon=ICON_INFO)
@@ -384,3 +397,5 @@ with user_errors():
         with right:
             show_architecture(selection)
         show_data(selection, evaluation)
+    if verdict is not None:
+        show_preprocessing_check(selection, verdict)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -54,25 +53,24 @@ def show(selection: state.Selection) -> None:
     settings = SurrogateSettings(max_depth=depth, min_samples_leaf=leaf, augment=augment, noise=noise)
     result = cached_tree(model.sha256, selection.data_key + described, settings, model, data)
 
-    left, right = st.columns([3, 1], gap="large")
-    with right:
-        low, high = result.fidelity_interval
-        st.metric("Fidelity", f"{result.fidelity:.3f}", help=f"Held-out {result.fidelity_name}.")
-        st.caption(f"{result.fidelity_name}, on {len(result.holdout_index)} held-out real rows; 95% interval "
-                   f"{low:.3f} – {high:.3f}.")
-        if result.model_score is not None:
-            st.metric(f"Model {result.score_name}", f"{result.model_score:.3f}")
-            st.metric(f"Tree {result.score_name}", f"{result.tree_score:.3f}")
-        st.caption(f"Fitted on {len(result.fit_index)} real rows + {result.n_synthetic} synthetic points, all labelled "
-                   f"by the model. {result.tree.get_n_leaves()} leaves. Source: {described}.")
-        for note in result.notes:
-            st.caption("ℹ️ " + note)
-        row = st.number_input("Highlight the path of row", 0, len(data) - 1, 0, key="st_row")
-    with left:
-        path = result.decision_path(data.X.iloc[int(row)].to_numpy())
-        figure(tree_figure(result, path), "Read from the top: at each node go left if the rule holds. Leaves show what "
-               "the tree predicts (and, for classes, the share of its samples in that class). Hover for details; the "
-               f"red path is row {int(row)}.", key="st_tree", download_name="surrogate_tree")
+    m = st.columns([1, 1, 1, 1.3], gap="medium")
+    low, high = result.fidelity_interval
+    m[0].metric("Fidelity", f"{result.fidelity:.3f}", help=f"Held-out {result.fidelity_name}.")
+    m[0].caption(f"{result.fidelity_name}, on {len(result.holdout_index)} held-out real rows; 95% interval "
+                 f"{low:.3f} – {high:.3f}.")
+    if result.model_score is not None:
+        m[1].metric(f"Model {result.score_name}", f"{result.model_score:.3f}")
+        m[2].metric(f"Tree {result.score_name}", f"{result.tree_score:.3f}")
+    row = m[3].number_input("Highlight the path of row", 0, len(data) - 1, 0, key="st_row")
+    path = result.decision_path(data.X.iloc[int(row)].to_numpy())
+    figure(tree_figure(result, path), "Read from the left: at each node take the upper branch if the rule holds, the "
+           "lower one if not. Leaves show what the tree predicts (for classes, the share of its samples in that class) "
+           f"and how many samples reach them. Hover for details; the red path is row {int(row)}.", key="st_tree",
+           download_name="surrogate_tree")
+    st.caption(f"Fitted on {len(result.fit_index)} real rows + {result.n_synthetic} synthetic points, all labelled by "
+               f"the model. {result.tree.get_n_leaves()} leaves. Source: {described}.")
+    for note in result.notes:
+        st.caption(":material/info: " + note)
     d = st.columns([3, 1])
     with d[0].expander("The rules as text"):
         st.code(result.rules, language=None)

@@ -422,10 +422,15 @@ def suggest_label_pattern(names: list[str], class_names: Iterable[str]) -> str |
     classes = sorted((str(c) for c in class_names), key=len, reverse=True)
     if not classes or not names:
         return None
-    pattern = "^(" + "|".join(re.escape(c) for c in classes) + r")(?=[_\-. ]|\d)"
-    regex = re.compile(pattern)
     bases = [posixpath.basename(n.replace("\\", "/")) for n in names]
-    return pattern if all(regex.search(b) for b in bases) else None
+    pattern = "^(" + "|".join(re.escape(c) for c in classes) + r")(?=[_\-. ]|\d)"
+    if all(re.search(pattern, b) for b in bases):
+        return pattern
+    by_index = r"^(\d+)(?=[_\-. ])"  # '3_17.png': the class index first
+    found = [re.search(by_index, b) for b in bases]
+    if all(found) and all(int(m.group(1)) < len(classes) for m in found):
+        return by_index
+    return None
 
 
 def _numeric_features(X: pd.DataFrame) -> pd.DataFrame:

@@ -53,8 +53,9 @@ def tree_figure(result: SurrogateTree, path: list[int] | None = None) -> go.Figu
                 target_y += [y[node], y[node], y[child], y[child], None]
     labels, hovers, colors = [], [], []
     total = t.n_node_samples[0]
-    # A rule's text must fit in one column (the figure is about 1,000 px wide, 6.6 px per character at 11 px).
-    column_chars = int(1000 / (x.max() + 1.9) / 6.6) - 1
+    # A rule's text fits in one and a half columns (the figure is about 1,000 px wide, 6.6 px per character at 11 px):
+    # the node it would run into is its grandparent, at least a row away.
+    column_chars = int(1.5 * 1000 / (x.max() + 1.9) / 6.6) - 1
     for node in range(t.node_count):
         value = t.value[node][0]
         if result.task == "classification":
