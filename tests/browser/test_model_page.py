@@ -97,5 +97,7 @@ def test_quantization_page_renders_on_an_image_demo(page, dashboard_url):
 def test_quantization_page_renders_on_a_tabular_demo(page, dashboard_url):
     open_page_for_demo(page, dashboard_url, "Wine (table, 3 classes)", "Quantization")
     wait_for_quantization(page)
-    assert page.get_by_text("is slower than fp32").first.is_visible()
+    # which speed verdict appears depends on the machine's load; that one is shown at all is what renders here
+    verdict = page.get_by_text("int8 dynamic is").first
+    assert verdict.is_visible() and any(w in verdict.inner_text() for w in ("slower", "no faster", "faster only"))
     screenshot(page, "quantization_wine")
