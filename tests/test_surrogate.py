@@ -71,13 +71,15 @@ def test_held_out_rows_never_reach_the_fit():
     assert not any((np.abs(fit_calls - h).sum(axis=1) == 0).any() for h in held)
 
 
-def test_augmentation_raises_fidelity_on_a_smooth_model():
+def test_augmentation_does_not_lower_fidelity_on_a_smooth_model():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(4, 32), nn.Tanh(), nn.Linear(32, 3))
     model, data = wrap(net), table(n=300)
     plain = fit_surrogate(model, data, SurrogateSettings(max_depth=3, augment=0))
     augmented = fit_surrogate(model, data, SurrogateSettings(max_depth=3, augment=20))
-    assert augmented.fidelity >= plain.fidelity - 0.02
+    # With 90 held-out rows a gain is within noise (the benchmark measures it); a loss would be a bug.
+    assert augmented.fidelity >= plain.fidelity
+    assert augmented.n_synthetic == 20 * len(augmented.fit_index) and plain.n_synthetic == 0
     curve = fidelity_by_depth(model, data, depths=[1, 3])
     assert curve[["depth", "fit"]].values.tolist() == [[1, "plain"], [1, "augmented"], [3, "plain"], [3, "augmented"]]
     row = curve[(curve.depth == 3) & (curve.fit == "plain")].iloc[0]
