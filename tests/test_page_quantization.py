@@ -3,12 +3,18 @@
 import io
 import json
 
+import numpy as np
 import pytest
+import streamlit as st
 import torch
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 from torch import nn
 
-from tests.apptest import error_messages, open_page, upload_state
+import xai_core.quantization as quantization
+from xai_core import XaiError
+from tests.apptest import DASHBOARD, error_messages, open_page, upload_state
+from tests.test_loading import TinyCNN
 
 
 def run_page(**state) -> AppTest:
@@ -62,3 +68,68 @@ def test_torchscript_upload_explains_why_int8_is_missing():
     assert not at.exception, at.exception
     assert any("int8 dynamic" in w.value and "TorchScript" in w.value for w in at.warning)
     assert "fp16" in list(table(at)["variant"])
+
+
+def _scripted_cnn_upload() -> dict:
+    """A small CNN saved with torch.jit.script, and six PNG images (the issue's TorchScript image upload)."""
+    torch.manual_seed(0)
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(TinyCNN().eval()), buffer)
+    rng = np.random.default_rng(0)
+    images = []
+    for i in range(6):
+        png = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(png, format="PNG")
+        images.append((f"{i}.png", png.getvalue()))
+    sidecar = json.dumps({"input_shape": [3, 16, 16], "class_names": ["a", "b", "c"]}).encode()
+    return upload_state(buffer.getvalue(), "cnn_scripted.pt", data=images, sidecar=sidecar)
+
+
+def test_torchscript_image_model_gets_half_and_rounded_weights_and_drift_without_grad_cam():
+    at = run_page(**_scripted_cnn_upload())
+    assert not at.exception, at.exception
+    assert not error_messages(at), error_messages(at)
+    frame = table(at)
+    assert list(frame["variant"]) == ["fp32", "fp16", "bf16", "w8 per-channel", "w4 per-channel"]
+    for label in ("int8 dynamic", "int8 static"):
+        assert any(label in w.value and "not for TorchScript" in w.value for w in at.warning), label
+    assert any("Grad-CAM drift is not for TorchScript" in i.value and "Saliency" in i.value for i in at.info)
+    assert frame["Saliency rank correlation"].iloc[1:].min() > 0.5
+    assert not at.get("progress")  # every progress bar emptied
+
+
+def test_progress_bar_is_emptied_when_the_comparison_fails(monkeypatch):
+    def failing(*args, **kwargs):
+        raise XaiError("Planted failure while explaining fp32.")
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    monkeypatch.setattr(quantization.compare, "drift_reference", failing)
+    at = run_page(demo_key="wine")
+    assert not at.exception, at.exception
+    assert any("Planted failure" in e for e in error_messages(at))
+    assert not at.get("progress")
+
+
+def test_adding_a_variant_computes_only_that_variant(monkeypatch):
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    prepared, compared = [], []
+    prepare, compare = quantization.prepare_comparison, quantization.try_compare_variant
+    monkeypatch.setattr(quantization, "prepare_comparison", lambda *a, **k: prepared.append(1) or prepare(*a, **k))
+    monkeypatch.setattr(quantization, "try_compare_variant",
+                        lambda context, spec, *a, **k: compared.append(spec.label) or compare(context, spec, *a, **k))
+    at = AppTest.from_file(DASHBOARD, default_timeout=300)
+    at.session_state["demo_key"] = "wine"
+    at.session_state["q_variants"] = ["w4 per-tensor"]
+    at.run()
+    at.switch_page("views/quantization.py").run()
+    assert not at.exception, at.exception
+    assert compared == ["fp32", "w4 per-tensor"] and len(prepared) == 1
+    at.multiselect(key="q_variants").set_value(["w4 per-tensor", "w8 per-channel"]).run()
+    assert not at.exception, at.exception
+    assert compared == ["fp32", "w4 per-tensor", "w8 per-channel"] and len(prepared) == 1  # only the new one
+    assert list(table(at)["variant"]) == ["fp32", "w4 per-tensor", "w8 per-channel"]
+    at.multiselect(key="q_variants").set_value(["w8 per-channel"]).run()
+    assert compared == ["fp32", "w4 per-tensor", "w8 per-channel"]  # removing one computes nothing
+    assert list(table(at)["variant"]) == ["fp32", "w8 per-channel"]

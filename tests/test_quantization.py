@@ -1,7 +1,6 @@
 """Quantized variants: exact properties of the rounding, real int8 that agrees with fp32, and a cached model left alone."""
 
 import copy
-import time
 
 import numpy as np
 import pytest
@@ -18,8 +17,9 @@ from xai_core.evaluation import model_inputs
 from xai_core.loading import load_model
 from xai_core.metrics import rank_correlation, top_k_overlap
 from xai_core.quantization import (
-    FP32, BITS, VariantSpec, bits_curve, build_variant, compare_variants, emulate_half, fake_quantize, lift_to_modules,
-    magnitude_prune, measure_latency, packed_size, serialized_size,
+    FP32, BITS, ComparisonSettings, TimingContext, VariantSpec, bits_curve, build_variant, compare_variant,
+    compare_variants, emulate_half, fake_quantize, lift_to_modules, magnitude_prune, measure_latency, packed_size,
+    prepare_comparison, serialized_size,
 )
 
 
@@ -264,34 +264,148 @@ def test_half_emulation_keeps_layers_and_gradients(demo):
 # ---------------------------------------------------------------------------------------- timing
 
 
-class _Counting(nn.Module):
-    def __init__(self, seconds: float):
+class FakeClock:
+    """Seconds that pass only when a fake module runs: timings are exact and do not depend on the machine."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Costly(nn.Module):
+    """Takes `per_call` + `per_row` × batch seconds of the fake clock, and logs its calls."""
+
+    def __init__(self, clock: FakeClock, per_call: float = 0.0, per_row: float = 0.0, name: str = "", log=None):
         super().__init__()
-        self.seconds, self.calls = seconds, 0
+        self.clock, self.per_call, self.per_row, self.name, self.log = clock, per_call, per_row, name, log
+        self.calls = 0
 
     def forward(self, x):
         self.calls += 1
-        time.sleep(self.seconds)
+        self.clock.now += self.per_call + self.per_row * len(x)
+        if self.log is not None:
+            self.log.append(self.name)
         return x
 
 
+def test_latency_is_the_median_time_of_one_batch_for_every_module_and_batch_size():
+    clock = FakeClock()
+    a, b = Costly(clock, per_row=0.001), Costly(clock, per_call=0.002, per_row=0.0005)
+    result = measure_latency({"a": a, "b": b}, torch.zeros(5, 8), batch_sizes=(1, 64), budget_s=0.01, clock=clock)
+    assert result["a"] == {1: pytest.approx(1.0), 64: pytest.approx(64.0)}
+    assert result["b"] == {1: pytest.approx(2.5), 64: pytest.approx(34.0)}
+
+
+def test_modules_are_timed_interleaved_round_by_round():
+    clock, log = FakeClock(), []
+    modules = {name: Costly(clock, per_call=0.0001, name=name, log=log) for name in ("fp32", "int8")}
+    measure_latency(modules, torch.zeros(4, 3), batch_sizes=(2,), budget_s=0.01, max_rounds=40, clock=clock)
+    assert log[:2] == ["fp32", "int8"]  # one warm-up call each
+    assert log[2:] == ["fp32", "int8"] * 40  # then round by round, up to max_rounds
+
+
 def test_a_module_slower_than_the_budget_is_timed_once_per_batch_size_and_the_rest_at_least_five_times():
-    slow, fast = _Counting(0.25), _Counting(0.0)
-    latency = measure_latency({"slow": slow, "fast": fast}, torch.zeros(4, 3), batch_sizes=(1, 8), budget_s=0.1)
+    clock = FakeClock()
+    slow, fast = Costly(clock, per_call=0.25), Costly(clock, per_call=0.001)
+    latency = measure_latency({"slow": slow, "fast": fast}, torch.zeros(4, 3), batch_sizes=(1, 8), budget_s=0.1,
+                              clock=clock)
     assert slow.calls == 1 + 2  # one warm-up, one timed call per batch size
-    assert fast.calls >= 1 + 2 * 5
-    assert latency["slow"][8] >= 250 and latency["fast"][8] < 50
+    assert fast.calls == 1 + 2 * 5  # over budget after the first round, so the minimum of five rounds
+    assert latency == {"slow": {1: pytest.approx(250.0), 8: pytest.approx(250.0)},
+                       "fast": {1: pytest.approx(1.0), 8: pytest.approx(1.0)}}
 
 
-def test_float_variants_share_the_timing_of_the_kernels_they_run(demo):
+def test_each_timing_group_runs_once_interleaved_with_fp32_and_its_speedup_is_from_that_run():
+    clock, log = FakeClock(), []
+    fp32 = Costly(clock, per_row=0.002, name="fp32", log=log)
+    timing = TimingContext(fp32, torch.zeros(4, 3), (1, 8), budget_s=0.01, clock=clock)
+    built = []
+
+    def int8():
+        built.append(1)
+        return Costly(clock, per_row=0.0005, name="int8", log=log)
+
+    latency = timing.latency("int8 static", int8)
+    assert set(log) == {"fp32", "int8"}  # a run of its own: fp32 and this variant only
+    assert latency.ms == {1: pytest.approx(0.5), 8: pytest.approx(4.0)}
+    assert latency.fp32_ms == {1: pytest.approx(2.0), 8: pytest.approx(16.0)}
+    assert latency.speedup == {1: pytest.approx(4.0), 8: pytest.approx(4.0)}
+    assert timing.latency("int8 static", int8) is latency and len(built) == 1  # measured once, read back after
+    alone = timing.fp32()
+    assert alone.ms == alone.fp32_ms == {1: pytest.approx(2.0), 8: pytest.approx(16.0)}
+
+
+def test_float_variants_share_the_timing_of_the_kernels_they_run(demo, monkeypatch):
+    from xai_core.quantization import timing
+
+    runs = []
+    original = timing.measure_latency
+
+    def recording(modules, *args, **kwargs):
+        runs.append(sorted(modules))
+        return original(modules, *args, **kwargs)
+
+    monkeypatch.setattr(timing, "measure_latency", recording)
     model, data, background = demo("wine")
     specs = [VariantSpec("weights", 4), VariantSpec("fp32", sparsity=0.5), VariantSpec("fp16"),
              VariantSpec("fp16", sparsity=0.5)]
     comparison = compare_variants(model, data, specs, background=background, batch_sizes=(1, 16), n_drift=0,
                                   bits_curve=False)
+    # fp32 alone (for fp32, w4 and pruned fp32, which run its kernels), then the half model with fp32: two runs.
+    assert runs == [["fp32"], ["fp16", "fp32"]]
     fp32, w4, pruned, fp16, fp16_pruned = comparison.results
-    assert w4.latency_ms == fp32.latency_ms == pruned.latency_ms and w4.speedup == {1: 1.0, 16: 1.0}
-    assert fp16.latency_ms == fp16_pruned.latency_ms != fp32.latency_ms  # the half model is timed, once
+    assert [r.timing_group for r in comparison.results] == ["fp32", "fp32", "fp32", "fp16", "fp16"]
+    assert w4.latency_ms == fp32.latency_ms == pruned.latency_ms and w4.speedup == pruned.speedup == fp32.speedup
+    assert fp16.latency_ms == fp16_pruned.latency_ms and fp16.fp32_latency_ms == fp16_pruned.fp32_latency_ms
+    assert fp16.speedup == {b: fp16.fp32_latency_ms[b] / fp16.latency_ms[b] for b in (1, 16)}
+
+
+# ---------------------------------------------------------------------------------------- verdict numbers
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("key", ["shapes", "wine", "diabetes"])
+def test_verdict_numbers_match_a_direct_computation_from_labels_and_predictions(demo, key):
+    """Score, agreement and KL / MSE against numpy on the variant's own outputs, not through xai_core.scoring."""
+    model, data, background = demo(key)
+    specs = [VariantSpec("weights", 3, per_channel=False), VariantSpec("bf16"), VariantSpec("int8-dynamic")]
+    if model.info.input_kind == "image":
+        specs.append(VariantSpec("int8-static"))
+    context = prepare_comparison(model, data, ComparisonSettings(batch_sizes=(1,), n_drift=0), background)
+    x = model_inputs(model, data)  # fewer rows than max_rows: every row, in order
+    labels = data.labels if model.info.input_kind == "image" else data.y.to_numpy()
+
+    def run(module):  # in batches of 256 as the comparison does: dynamic int8 quantizes activations per batch
+        with torch.no_grad():
+            return np.concatenate([module(x[i : i + 256]).numpy() for i in range(0, len(x), 256)]).astype(np.float64)
+
+    fp32 = run(model.module)
+    for spec in specs:
+        result = compare_variant(context, spec)
+        variant = build_variant(model, spec, context=context.build)
+        out = run(variant.answer_model.module)
+        if model.info.task == "classification":
+            predicted = out.argmax(axis=1)
+            assert result.score == pytest.approx(np.sum(predicted == labels) / len(labels), abs=1e-12), spec.label
+            assert result.agreement == pytest.approx(np.sum(predicted == fp32.argmax(axis=1)) / len(x), abs=1e-12)
+            p, q = _softmax(fp32), _softmax(out)
+            kl = np.mean(np.sum(p * np.log(p / q), axis=1))
+            assert result.divergence == pytest.approx(kl, rel=1e-3, abs=1e-9), spec.label
+        else:
+            y = labels.astype(np.float64)
+            r2 = 1 - np.sum((y - out[:, 0]) ** 2) / np.sum((y - y.mean()) ** 2)
+            assert result.score == pytest.approx(r2, rel=1e-5), spec.label
+            assert result.divergence == pytest.approx(np.mean((fp32[:, 0] - out[:, 0]) ** 2), rel=1e-4), spec.label
+    base = compare_variant(context, FP32)
+    assert base.score == pytest.approx(np.sum(fp32.argmax(axis=1) == labels) / len(labels) if model.info.task ==
+                                       "classification" else 1 - np.sum((labels - fp32[:, 0]) ** 2)
+                                       / np.sum((labels - labels.mean()) ** 2), rel=1e-5)
 
 
 # ---------------------------------------------------------------------------------------- the comparison
@@ -321,7 +435,7 @@ def test_image_comparison_reports_every_number(demo):
     frame = comparison.to_frame()
     assert list(frame["variant"]) == ["fp32", "fp16", "w2 per-tensor", "int8 static"]
     fp32, fp16, w2, int8 = comparison.results
-    assert fp32.agreement == 1.0 and fp32.divergence == 0.0 and fp32.speedup == {1: 1.0, 16: 1.0}
+    assert fp32.agreement == 1.0 and fp32.divergence == 0.0
     assert fp16.agreement >= 0.99 and fp16.drift["Grad-CAM rank correlation"] > 0.98
     assert fp16.drift_method == "Grad-CAM on its float32 emulation" and w2.drift_method == "Grad-CAM"
     assert w2.agreement < fp16.agreement  # 2 bits per tensor breaks this model
@@ -346,7 +460,7 @@ def test_tabular_drift_is_measured_with_shapley_values(demo):
     assert near.drift["SHAP rank correlation"] > 0.999  # 16 bits: the same explanation
     assert coarse.drift["SHAP rank correlation"] <= near.drift["SHAP rank correlation"]
     assert "real int8" in int8.drift_method
-    assert comparison.drift_reference["values"].shape == (8, 13)
+    assert comparison.drift_reference.values.shape == (8, 13)
 
 
 def test_regression_reports_mse_against_fp32(demo):
@@ -369,14 +483,6 @@ def test_a_variant_that_cannot_be_built_is_reported_not_raised():
                                   batch_sizes=(1, 4), n_drift=0)
     assert "Linear" in comparison.errors["int8 dynamic"]
     assert [r.label for r in comparison.results] == ["fp32", "w8 per-channel"]
-
-
-def test_latency_is_measured_for_every_module_and_batch():
-    a = nn.Linear(8, 8).eval()
-    b = nn.Sequential(nn.Linear(8, 512), nn.Linear(512, 8)).eval()
-    result = measure_latency({"a": a, "b": b}, torch.randn(5, 8), batch_sizes=(1, 64), budget_s=0.01)
-    assert set(result) == {"a", "b"} and all(set(v) == {1, 64} for v in result.values())
-    assert all(ms > 0 for v in result.values() for ms in v.values())
 
 
 def test_spec_validation():

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from xai_core.quantization import QuantizationComparison
+from xai_core.quantization import ImageDriftReference, QuantizationComparison, TabularDriftReference
 from xai_core.viz import NEGATIVE, NEUTRAL, POSITIVE, TEMPLATE, styled
 from xai_core.viz.image import overlay_grid_figure
 
@@ -41,8 +41,10 @@ def tradeoff_figure(comparison: QuantizationComparison) -> go.Figure:
     for i, batch in enumerate(comparison.settings["batch_sizes"]):
         fig.add_trace(go.Bar(x=labels, y=[r.speedup[batch] for r in comparison.results], name=f"batch {batch}",
                              marker_color=(POSITIVE, NEGATIVE, colorway[3])[i % 3],
-                             customdata=[r.latency_ms[batch] for r in comparison.results],
-                             hovertemplate="%{x}: %{y:.2f}× (%{customdata:.2f} ms per batch)<extra>batch " + str(batch) + "</extra>"),
+                             customdata=[[r.latency_ms[batch], r.fp32_latency_ms.get(batch, float("nan"))]
+                                         for r in comparison.results],
+                             hovertemplate="%{x}: %{y:.2f}× (%{customdata[0]:.2f} ms per batch; fp32 %{customdata[1]:.2f} "
+                                           "ms in the same run)<extra>batch " + str(batch) + "</extra>"),
                       row=1, col=3)
     for col in (2, 3):
         fig.add_hline(y=1.0, line_dash="dash", line_color="#52606d", row=1, col=col)
@@ -93,10 +95,13 @@ def drift_summary_figure(comparison: QuantizationComparison) -> go.Figure:
 
 def drift_image_figure(comparison: QuantizationComparison, index: int, labels: list[str], colormap: str = "Inferno",
                        opacity: float = 0.6) -> go.Figure:
-    """The same image's Grad-CAM for fp32 and each chosen variant, side by side."""
+    """The same image's Grad-CAM (or the drift's method) for fp32 and each chosen variant, side by side."""
     ref = comparison.drift_reference
-    image = ref["images"][index]
-    maps = [ref["maps"][index]] + [comparison.drift_variants[label][index] for label in labels]
+    if not isinstance(ref, ImageDriftReference):
+        raise TypeError("drift_image_figure draws an image comparison's drift.")
+    labels = [label for label in labels if label in comparison.drift_variants]
+    image = ref.images[index]
+    maps = [ref.maps[index]] + [comparison.drift_variants[label][index] for label in labels]
     titles = ["fp32"] + labels
     return overlay_grid_figure([image] * len(maps), maps, [False] * len(maps), titles, colormap, opacity,
                                columns=min(4, len(maps)))
@@ -105,8 +110,11 @@ def drift_image_figure(comparison: QuantizationComparison, index: int, labels: l
 def drift_tabular_figure(comparison: QuantizationComparison, row: int, labels: list[str], top_k: int = 12) -> go.Figure:
     """One row's Shapley values for fp32 and each chosen variant, features ranked by fp32's |φ|."""
     ref = comparison.drift_reference
-    names = ref["feature_names"]
-    base = ref["values"][row]
+    if not isinstance(ref, TabularDriftReference):
+        raise TypeError("drift_tabular_figure draws a tabular comparison's drift.")
+    labels = [label for label in labels if label in comparison.drift_variants]
+    names = ref.feature_names
+    base = ref.values[row]
     order = np.argsort(-np.abs(base))[:top_k][::-1]
     fig = go.Figure(go.Bar(x=base[order], y=[names[i] for i in order], orientation="h", name="fp32",
                            marker_color="#1f2933"))
@@ -116,5 +124,5 @@ def drift_tabular_figure(comparison: QuantizationComparison, row: int, labels: l
         fig.add_trace(go.Bar(x=values[order], y=[names[j] for j in order], orientation="h", name=label,
                              marker_color=colorway[i % len(colorway)]))
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.2))
-    fig.update_xaxes(title=f"Shapley value for '{ref['explained'][row]}'")
+    fig.update_xaxes(title=f"Shapley value for '{ref.explained[row]}'")
     return styled(fig, None, height=max(360, 24 * len(order) * (1 + len(labels)) // 2 + 140))

@@ -1,0 +1,345 @@
+"""Comparing variants with fp32: fp32's side computed once (`prepare_comparison`), then each variant on its own
+(`compare_variant`), so that a page can cache each variant separately; `compare_variants` does it all in one call."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from xai_core import scoring
+from xai_core.datasets import ImageSet, TableSet
+from xai_core.errors import XaiError
+from xai_core.evaluation import data_labels, model_inputs
+from xai_core.model import LoadedModel
+from xai_core.quantization.drift import DriftReference, ImageDriftReference, drift_reference, fp32_occlusion, variant_drift
+from xai_core.quantization.specs import BITS, BuildContext, SpeedVerdict, VariantSpec
+from xai_core.quantization.timing import Clock, TimingContext
+from xai_core.quantization.variants import build_variant, default_specs
+from xai_core.quantization.weights import copy_with_weights
+
+ProgressFn = Callable[[int, int, str], None]
+FP32 = VariantSpec("fp32")
+
+
+@dataclass(frozen=True)
+class ComparisonSettings:
+    """Everything besides the model, the data and the variant that changes a variant's result."""
+
+    batch_sizes: tuple[int, ...] = (1, 256)  # latency is measured at these batch sizes
+    n_drift: int = 12  # explanation drift on this many images or rows (0: none)
+    n_calibration: int = 128  # static int8 calibrates its activation ranges on this many inputs
+    max_rows: int = 2000  # answers compared on a seeded sample of this many rows
+    seed: int = 0
+
+
+@dataclass
+class VariantResult:
+    """One row of the comparison: the variant against fp32 on the same data."""
+
+    label: str
+    spec: VariantSpec
+    score: float | None  # accuracy or R² against the labels (None when unlabelled)
+    agreement: float | None  # top-1 agreement with fp32 (classification)
+    divergence: float  # mean KL(fp32 ‖ variant) for classifiers, MSE against fp32's output for regression
+    size_bytes: int
+    size_basis: str
+    latency_ms: dict[int, float]  # batch size → median ms per batch
+    speedup: dict[int, float]  # batch size → fp32 time / variant time, both from the same run
+    drift: dict[str, float] = field(default_factory=dict)  # metric → value (rank correlation, top-k overlap)
+    drift_method: str = ""
+    notes: list[str] = field(default_factory=list)
+    fp32_latency_ms: dict[int, float] = field(default_factory=dict)  # fp32's time in the run that timed this variant
+    timing_group: str = ""  # variants of one group run the same kernels and share one timing
+    drift_values: np.ndarray | None = field(default=None, repr=False)  # its maps (n, H, W) or φ (n, d)
+    seconds: float = 0.0  # how long computing this row took
+
+
+@dataclass(frozen=True)
+class VariantFailure:
+    """A variant that could not be built, and why (said to the user; the others are still compared)."""
+
+    label: str
+    spec: VariantSpec
+    error: str
+
+
+@dataclass
+class QuantizationComparison:
+    """Every variant of one model compared with fp32 on the same data; the page and notebooks read this."""
+
+    model_name: str
+    task: str
+    score_name: str | None
+    n_rows: int
+    results: list[VariantResult]  # fp32 first
+    bits_curve: pd.DataFrame  # bits, granularity, score, agreement, divergence
+    drift_reference: DriftReference | None  # fp32's explanations the variants' are compared with
+    drift_variants: dict[str, np.ndarray]  # label → maps (n, H, W) or φ (n, d) of the explained class
+    errors: dict[str, str]  # variants that could not be built: label → why
+    settings: dict
+    seconds: float
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per variant: the side-by-side table (also the CSV download)."""
+        rows = []
+        base = self.results[0]
+        for r in self.results:
+            row = {"variant": r.label}
+            if self.score_name:
+                row[self.score_name] = r.score
+                row[f"Δ {self.score_name}"] = None if r.score is None or base.score is None else r.score - base.score
+            if self.task == "classification":
+                row["agreement with fp32"] = r.agreement
+                row["mean KL vs fp32"] = r.divergence
+            else:
+                row["MSE vs fp32"] = r.divergence
+            row["size (bytes)"] = r.size_bytes
+            row["size basis"] = r.size_basis
+            row["size ratio vs fp32"] = base.size_bytes / r.size_bytes if r.size_bytes else None
+            for batch, ms in r.latency_ms.items():
+                row[f"ms / batch {batch}"] = ms
+                row[f"fp32 ms / batch {batch}, same run"] = r.fp32_latency_ms.get(batch)
+                row[f"speedup at batch {batch}"] = r.speedup.get(batch)
+            for name, value in r.drift.items():
+                row[name] = value
+            row["drift method"] = r.drift_method
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------- fp32's side, once
+
+
+class ComparisonContext:
+    """fp32's side of a comparison, computed once and read by every variant's: the compared rows and their labels,
+    fp32's answers, the model lifted once (`build`), the timing context, and fp32's explanations (`drift`)."""
+
+    def __init__(self, model: LoadedModel, data: ImageSet | TableSet, x: torch.Tensor, labels: np.ndarray | None,
+                 reference: np.ndarray, settings: ComparisonSettings, build: BuildContext, timing: TimingContext,
+                 drift: DriftReference | None):
+        self.model, self.data, self.x, self.labels, self.reference = model, data, x, labels, reference
+        self.settings, self.build, self.timing, self.drift = settings, build, timing, drift
+        self._occlusion: np.ndarray | None = None
+        self._lock = threading.Lock()
+        self.seconds = 0.0  # how long preparing it took
+
+    @property
+    def task(self) -> str:
+        return self.model.info.task
+
+    @property
+    def score_name(self) -> str | None:
+        return None if self.labels is None else scoring.score_name(self.task)
+
+    def fp32_occlusion(self) -> np.ndarray:
+        """fp32's occlusion maps of the drift images (computed once, for the real int8 variants)."""
+        with self._lock:
+            if self._occlusion is None:
+                if not isinstance(self.drift, ImageDriftReference):
+                    raise XaiError("Occlusion drift is for image models.")
+                self._occlusion = fp32_occlusion(self.model, self.drift)
+            return self._occlusion
+
+
+def prepare_comparison(model: LoadedModel, data: ImageSet | TableSet, settings: ComparisonSettings | None = None,
+                       background: TableSet | None = None, clock: Clock = time.perf_counter) -> ComparisonContext:
+    """fp32's side of the comparison of `model`'s variants on `data` (a seeded sample of `settings.max_rows` rows)."""
+    started = time.perf_counter()
+    settings = settings or ComparisonSettings()
+    rng = np.random.default_rng(settings.seed)
+    subset, x, labels = _compared_rows(model, data, settings.max_rows, rng)
+    calibration = x[torch.from_numpy(rng.permutation(len(x))[:settings.n_calibration])]
+    build = BuildContext(model, calibration)
+    timing = TimingContext(build.flat_fp32(), x, settings.batch_sizes, clock=clock)
+    reference = model.predict_proba(x)
+    drift = drift_reference(model, subset, settings.n_drift, background, settings.seed)
+    context = ComparisonContext(model, subset, x, labels, reference, settings, build, timing, drift)
+    context.seconds = time.perf_counter() - started
+    return context
+
+
+def _compared_rows(model: LoadedModel, data: ImageSet | TableSet, max_rows: int, rng: np.random.Generator):
+    """Up to `max_rows` rows of `data` (a seeded sample, in order), the model's inputs for them, and their labels."""
+    if len(data) == 0:
+        raise XaiError("There is no data to compare the variants on.")
+    index = np.sort(rng.choice(len(data), size=min(len(data), max_rows), replace=False))
+    if isinstance(data, TableSet):
+        subset = TableSet(data.X.iloc[index], None if data.y is None else data.y.iloc[index], data.target_name)
+    else:
+        subset = data.subset(index)
+    return subset, model_inputs(model, subset), data_labels(subset)
+
+
+# ---------------------------------------------------------------------------------------- one variant
+
+
+def divergence(task: str, reference: np.ndarray, other: np.ndarray) -> float:
+    """Mean KL(reference ‖ other) of class probabilities (classification), or the MSE of the predictions (regression)."""
+    if task == "classification":
+        p = np.clip(np.asarray(reference, dtype=np.float64), 1e-12, 1)  # float64: KL of close models is tiny
+        q = np.clip(np.asarray(other, dtype=np.float64), 1e-12, 1)
+        return float(np.mean(np.sum(p * (np.log(p) - np.log(q)), axis=1)))
+    return float(np.mean((np.asarray(reference[:, 0], dtype=np.float64) - other[:, 0]) ** 2))
+
+
+def compare_variant(context: ComparisonContext, spec: VariantSpec, progress: ProgressFn | None = None) -> VariantResult:
+    """`spec`'s variant against fp32: built (on the model lifted once), answered, timed in its own run interleaved
+    with fp32, and explained. Raises XaiError when the variant cannot be built for this model."""
+    started = time.perf_counter()
+    steps = 4
+
+    def tick(step: int, message: str) -> None:
+        if progress is not None:
+            progress(step, steps, f"{spec.label}: {message}")
+
+    tick(0, "building")
+    variant = build_variant(context.model, spec, context=context.build)
+    tick(1, "answering")
+    task = context.task
+    out = variant.answer_model.predict_proba(context.x)
+    tick(2, "timing (interleaved with fp32)")
+    builder = spec.builder
+    latency = context.timing.latency(builder.timing_group(spec), lambda: builder.timed_module(variant, context.build))
+    drift = None
+    if context.drift is not None and spec != FP32:
+        tick(3, "explaining")
+        drift = variant_drift(variant, context.drift, context.fp32_occlusion)
+    tick(4, "done")
+    return VariantResult(
+        label=spec.label, spec=spec, score=scoring.score(task, out, context.labels),
+        agreement=scoring.agreement(context.reference, out) if task == "classification" else None,
+        divergence=divergence(task, context.reference, out), size_bytes=variant.size_bytes,
+        size_basis=variant.size_basis, latency_ms=dict(latency.ms), speedup=latency.speedup,
+        drift={} if drift is None else drift.metrics, drift_method="" if drift is None else drift.method,
+        notes=list(variant.notes), fp32_latency_ms=dict(latency.fp32_ms), timing_group=latency.group,
+        drift_values=None if drift is None else drift.values, seconds=time.perf_counter() - started,
+    )
+
+
+def try_compare_variant(context: ComparisonContext, spec: VariantSpec,
+                        progress: ProgressFn | None = None) -> VariantResult | VariantFailure:
+    """`compare_variant`, with a variant that cannot be built returned as a `VariantFailure` (fp32 itself raises)."""
+    try:
+        return compare_variant(context, spec, progress)
+    except XaiError as exc:
+        if spec == FP32:
+            raise
+        return VariantFailure(spec.label, spec, str(exc))
+
+
+def assemble(context: ComparisonContext, outcomes: list[VariantResult | VariantFailure],
+             bits_curve: pd.DataFrame | None = None, seconds: float | None = None) -> QuantizationComparison:
+    """The comparison from fp32's result (first) and every variant's outcome. `seconds`: by default the time spent
+    computing fp32's side and each result (whenever they were computed)."""
+    results = [o for o in outcomes if isinstance(o, VariantResult)]
+    if not results or results[0].spec != FP32:
+        raise XaiError("A comparison starts with fp32's own result.")
+    return QuantizationComparison(
+        model_name=context.model.info.name, task=context.task, score_name=context.score_name, n_rows=len(context.x),
+        results=results, bits_curve=pd.DataFrame() if bits_curve is None else bits_curve,
+        drift_reference=context.drift,
+        drift_variants={r.label: r.drift_values for r in results[1:] if r.drift_values is not None},
+        errors={o.label: o.error for o in outcomes if isinstance(o, VariantFailure)},
+        settings={"kind": context.model.info.input_kind, "batch_sizes": list(context.settings.batch_sizes),
+                  "n_drift": context.settings.n_drift, "n_calibration": len(context.build.calibration),
+                  "rows": len(context.x), "seed": context.settings.seed, "threads": torch.get_num_threads()},
+        seconds=context.seconds + sum(r.seconds for r in results) if seconds is None else seconds,
+    )
+
+
+def compare_variants(
+    model: LoadedModel,
+    data: ImageSet | TableSet,
+    specs: list[VariantSpec] | None = None,
+    background: TableSet | None = None,
+    batch_sizes: tuple[int, ...] = (1, 256),
+    n_drift: int = 12,
+    n_calibration: int = 128,
+    max_rows: int = 2000,
+    bits_curve: bool = True,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+) -> QuantizationComparison:
+    """Build every variant in `specs` (fp32 is always first) and compare it with fp32 on `data`.
+
+    Accuracy/agreement/divergence on up to `max_rows` rows; latency at `batch_sizes`, each variant (or group of
+    variants running the same kernels) timed in its own run interleaved with fp32; explanation drift on `n_drift` rows
+    or images (Grad-CAM for images, Shapley values for tables). The model is lifted once for all of it.
+    """
+    started = time.perf_counter()
+    specs = [FP32] + [s for s in (specs if specs is not None else default_specs(model)) if s != FP32]
+    steps = len(specs) + 1 + (1 if bits_curve else 0)
+
+    def tick(step: int, message: str) -> None:
+        if progress is not None:
+            progress(min(step, steps), steps, message)
+
+    tick(1, "fp32: answers, lifting, explanations")
+    context = prepare_comparison(model, data, ComparisonSettings(tuple(batch_sizes), n_drift, n_calibration, max_rows,
+                                                                 seed), background)
+    outcomes = []
+    for i, spec in enumerate(specs):
+        tick(2 + i, f"comparing {spec.label}")
+        outcomes.append(try_compare_variant(context, spec))
+    curve = None
+    if bits_curve:
+        tick(steps, "bits curve")
+        curve = bits_curve_for(context)
+    return assemble(context, outcomes, curve, time.perf_counter() - started)
+
+
+# ---------------------------------------------------------------------------------------- bits curve
+
+
+def bits_curve(model: LoadedModel, data: ImageSet | TableSet, max_rows: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """The bits curve of `compare_variants`, on its own (the same rows for the same `max_rows` and `seed`)."""
+    _, x, labels = _compared_rows(model, data, max_rows, np.random.default_rng(seed))
+    return bits_curve_frame(model, x, labels, module=BuildContext(model).flat_fp32())
+
+
+def bits_curve_for(context: ComparisonContext) -> pd.DataFrame:
+    """The bits curve on a prepared comparison's rows and lifted graph."""
+    return bits_curve_frame(context.model, context.x, context.labels, context.reference, context.build.flat_fp32())
+
+
+def bits_curve_frame(model: LoadedModel, x: torch.Tensor, labels: np.ndarray | None,
+                     reference: np.ndarray | None = None, module: nn.Module | None = None) -> pd.DataFrame:
+    """Score and agreement with fp32 for weight fake quantization at 8, 6, 4, 3, 2 bits, per channel and per tensor.
+    `module`: the model's module in a form that runs faster (its flat graph), if there is one."""
+    task = model.info.task
+    module = model.module if module is None else module
+    if reference is None:
+        reference = model.predict_proba(x)
+    rows = [{"bits": 32, "granularity": g, "score": scoring.score(task, reference, labels),
+             "agreement": 1.0 if task == "classification" else None, "divergence": 0.0}
+            for g in ("per-channel", "per-tensor")]
+    for per_channel in (True, False):
+        for bits in BITS:
+            rounded = dataclasses.replace(model, module=copy_with_weights(module, bits, per_channel, 0.0))
+            out = rounded.predict_proba(x)
+            rows.append({"bits": bits, "granularity": "per-channel" if per_channel else "per-tensor",
+                         "score": scoring.score(task, out, labels),
+                         "agreement": scoring.agreement(reference, out) if task == "classification" else None,
+                         "divergence": divergence(task, reference, out)})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------- verdicts
+
+
+def speed_verdicts(comparison: QuantizationComparison) -> list[SpeedVerdict]:
+    """Plain sentences on where a variant is not faster than fp32, and why: each kind of variant says its own."""
+    groups: dict[object, tuple] = {}
+    for r in comparison.results[1:]:
+        builder = r.spec.builder
+        key = type(builder).speed_verdicts
+        groups.setdefault(key, (builder, []))[1].append(r)
+    return [v for builder, results in groups.values() for v in builder.speed_verdicts(results, comparison)]

@@ -1,0 +1,167 @@
+"""Explanation drift: explanations of the same inputs by fp32 and by a variant, and how far the variant's moved.
+
+Images: Grad-CAM on the layer fp32's Grad-CAM uses, for the class fp32 predicts. Models whose layers cannot be hooked
+(TorchScript) or that have no spatial layer get Saliency instead (a gradient of the input, which works on any model
+with autograd). Real int8 variants have no gradients: the gradient method runs on their fake-quant twin, and occlusion
+runs on the real int8 model. Tables: Shapley values of the output fp32 predicts, against the same background row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar, Union
+
+import numpy as np
+import pandas as pd
+
+from xai_core.datasets import ImageSet, TableSet
+from xai_core.errors import XaiError
+from xai_core.metrics import rank_correlation, top_k_overlap
+from xai_core.model import LoadedModel
+from xai_core.quantization.specs import Variant
+
+NOT_FOR_TORCHSCRIPT = ("Grad-CAM needs to hook a layer, and TorchScript hides its layers (Grad-CAM drift is not for "
+                       "TorchScript): drift is measured with Saliency, the gradient of the class score with respect to "
+                       "each pixel, instead.")
+NO_SPATIAL_LAYER = ("This model has no layer with a spatial output for Grad-CAM: drift is measured with Saliency, the "
+                    "gradient of the class score with respect to each pixel, instead.")
+
+
+@dataclass
+class ImageDriftReference:
+    """fp32's explanations of the first images, which every variant's are compared with."""
+
+    kind: ClassVar[str] = "image"
+    method: str  # key in xai_core.attribution.image.METHODS: "grad_cam", or "saliency" where Grad-CAM cannot run
+    method_name: str
+    maps: np.ndarray  # (n, H, W)
+    targets: np.ndarray  # the class explained in each image: fp32's prediction
+    images: np.ndarray  # uint8 (n, H, W, C), as loaded
+    names: list[str]
+    layer: str | None  # Grad-CAM's layer
+    note: str = ""  # why the method is not Grad-CAM
+    occlusion: dict = field(default_factory=dict)  # occlusion settings used on real int8 variants
+
+
+@dataclass
+class TabularDriftReference:
+    """fp32's Shapley values of the first rows, which every variant's are compared with."""
+
+    kind: ClassVar[str] = "tabular"
+    method: str  # "exact" or "sampled"
+    values: np.ndarray  # (n, d): φ of the output fp32 predicts in each row
+    feature_names: list[str]
+    explained: list[str]  # the output explained in each row
+    explained_index: np.ndarray
+    rows: pd.DataFrame
+    background: pd.DataFrame  # the baseline row(s)
+    seed: int
+    note: str = ""
+
+
+DriftReference = Union[ImageDriftReference, TabularDriftReference]
+
+
+@dataclass
+class VariantDrift:
+    """How far one variant's explanations moved from fp32's."""
+
+    metrics: dict[str, float]  # metric → mean over the explained inputs (1 = the same as fp32's)
+    method: str  # what explained the variant, in words
+    values: np.ndarray | None  # the variant's maps (n, H, W) or φ (n, d); None when only occlusion could run
+
+
+def drift_reference(model: LoadedModel, data: ImageSet | TableSet, n: int, background: TableSet | None = None,
+                    seed: int = 0) -> DriftReference | None:
+    """fp32's explanations of the first `n` inputs of `data` (None when `n` is 0, or for data other than images and
+    tables)."""
+    n = min(n, len(data))
+    if n <= 0:
+        return None
+    if isinstance(data, ImageSet):
+        from xai_core.attribution.image import METHODS, explain_batch, spatial_layers
+
+        note = ""
+        if not model.supports_layer_methods:
+            method, note = "saliency", NOT_FOR_TORCHSCRIPT
+        elif not spatial_layers(model):
+            method, note = "saliency", NO_SPATIAL_LAYER
+        else:
+            method = "grad_cam"
+        images = data.images[:n]
+        base = explain_batch(model, images, method)
+        window = max(4, images.shape[2] // 8)
+        return ImageDriftReference(method, METHODS[method].name, base.maps, base.targets, images, list(data.names[:n]),
+                                   base.layer, note, {"window": window, "stride": window})  # 64 patches per image
+
+    if not isinstance(data, TableSet):
+        return None  # explanation drift is measured for image and tabular models
+    from xai_core.attribution.shapley import make_background, model_output_fn, shapley_values
+
+    X = data.X.iloc[:n]
+    bg = make_background(background.X if background is not None else data.X, kind="mean")
+    base = shapley_values(model_output_fn(model), X, background=bg, seed=seed)
+    explained = base.outputs.argmax(axis=1) if model.info.task == "classification" else np.zeros(n, dtype=int)
+    values = base.values[np.arange(n), :, explained]
+    return TabularDriftReference(base.method, values, list(base.feature_names),
+                                 [base.output_names[i] for i in explained], explained, X, bg, seed)
+
+
+def fp32_occlusion(model: LoadedModel, reference: ImageDriftReference) -> np.ndarray:
+    """fp32's occlusion maps of the reference images (what a real int8 model's occlusion is compared with)."""
+    from xai_core.attribution.image import explain_batch
+
+    return explain_batch(model, reference.images, "occlusion", targets=reference.targets, **reference.occlusion).maps
+
+
+def variant_drift(variant: Variant, reference: DriftReference,
+                  occlusion_reference: Callable[[], np.ndarray] | None = None) -> VariantDrift:
+    """`variant`'s explanations of the reference inputs, and their similarity to fp32's.
+    `occlusion_reference()`: fp32's occlusion maps, asked for only when the variant is a real int8 model."""
+    if isinstance(reference, ImageDriftReference):
+        return _image_drift(variant, reference, occlusion_reference)
+    return _tabular_drift(variant, reference)
+
+
+def _image_drift(variant: Variant, ref: ImageDriftReference, occlusion_reference) -> VariantDrift:
+    from xai_core.attribution.image import explain_batch
+
+    name = ref.method_name
+    metrics: dict[str, float] = {}
+    values = None
+    gradient_model = variant.gradient_model
+    if gradient_model.autograd:
+        values = explain_batch(gradient_model, ref.images, ref.method, targets=ref.targets, layer=ref.layer).maps
+        metrics[f"{name} rank correlation"] = _mean_pairs(rank_correlation, ref.maps, values)
+        metrics[f"{name} top-10% pixel overlap"] = _mean_pairs(lambda a, b: top_k_overlap(a, b, 0.1), ref.maps, values)
+        method = (f"{name} on the fake-quant twin" if variant.twin is not None else
+                  f"{name} on its float32 emulation" if variant.emulated is not None else name)
+    else:
+        method = f"no {name} ({name} needs gradients and this variant has no fake-quant twin)"
+    if not variant.model.autograd:
+        if occlusion_reference is None:
+            raise XaiError("Occlusion drift of a real int8 variant needs fp32's occlusion maps.")
+        occlusion = explain_batch(variant.model, ref.images, "occlusion", targets=ref.targets, **ref.occlusion).maps
+        metrics["occlusion rank correlation"] = _mean_pairs(rank_correlation, occlusion_reference(), occlusion)
+        method += "; occlusion on the real int8 model"
+    return VariantDrift(metrics, method, values)
+
+
+def _tabular_drift(variant: Variant, ref: TabularDriftReference) -> VariantDrift:
+    from xai_core.attribution.shapley import model_output_fn, shapley_values
+
+    model = variant.answer_model
+    n = len(ref.rows)
+    phi = shapley_values(model_output_fn(model), ref.rows, background=ref.background, seed=ref.seed).values
+    phi = phi[np.arange(n), :, ref.explained_index]
+    k = min(5, phi.shape[1])
+    metrics = {"SHAP rank correlation": _mean_pairs(rank_correlation, ref.values, phi),
+               f"SHAP top-{k} feature overlap": _mean_pairs(lambda a, b: top_k_overlap(np.abs(a), np.abs(b), k),
+                                                            ref.values, phi)}
+    method = ref.method + (" on the real int8 model" if not variant.model.autograd else
+                           " on its float32 emulation" if variant.emulated is not None else "")
+    return VariantDrift(metrics, method, phi)
+
+
+def _mean_pairs(fn, a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean([fn(x, y) for x, y in zip(a, b)]))
