@@ -282,10 +282,11 @@ def _quantization(review: Review) -> list[str]:
     parts = ["<h2>What changes with fewer bits?</h2>",
              f"<p class='question'>Each variant against fp32 on the same {esc(facts.get('n_rows'))} items, timed in "
              "the same run.</p>", _table(frame)]
-    drift = [c for c in frame.columns if c not in ("variant", "drift method") and frame.columns.get_loc(c)
-             > frame.columns.get_loc("size basis") and not str(c).startswith(("ms / batch", "speedup at batch"))]
+    known = ("variant", "drift method", "Δ ", "agreement", "mean KL", "MSE", "size", "ms /", "fp32 ms", "speedup")
+    score_name = facts.get("score_name")
+    drift = [c for c in frame.columns if not str(c).startswith(known) and c != score_name]
     if drift:
-        summary = frame[["variant", *drift, "drift method"]]
+        summary = frame[["variant", *drift] + (["drift method"] if "drift method" in frame else [])]
         parts += ["<h3>Explanation drift</h3>", "<p class='question'>How far each variant's explanations move from "
                   "fp32's (1 = identical).</p>", _table(summary)]
     for label, why in (facts.get("errors") or {}).items():
