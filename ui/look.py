@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import html
 import io
 
@@ -39,14 +40,23 @@ def user_errors():
         st.error(str(exc), icon=ICON_WARNING)
 
 
+def offline_figure_html(fig: go.Figure) -> str:
+    """The figure as one HTML page that opens with no network: plotly.js (about 4.8 MB) inlined, no CDN."""
+    return fig.to_html(include_plotlyjs=True, full_html=True)
+
+
 def figure(fig: go.Figure, how_to_read: str | None = None, key: str | None = None, download_name: str | None = None) -> None:
-    """A full-width Plotly figure, a line on how to read it, and a download of it as HTML."""
+    """A full-width Plotly figure, a line on how to read it, and a download of it as an offline HTML page.
+
+    The page is built only when the button is clicked (Streamlit calls `data` then, on its own thread), so a rerun
+    never serialises the figure or copies plotly.js.
+    """
     st.plotly_chart(fig, width="stretch", theme=None, key=key, config={"displaylogo": False})
     cols = st.columns([5, 1], vertical_alignment="center")
     if how_to_read:
         cols[0].caption(how_to_read)
     if download_name:
-        cols[1].download_button("HTML", fig.to_html(include_plotlyjs="cdn", full_html=True),
+        cols[1].download_button("HTML", functools.partial(offline_figure_html, fig),
                                 file_name=f"{download_name}.html", mime="text/html", key=f"dl-{key or download_name}",
                                 icon=ICON_DOWNLOAD)
 
