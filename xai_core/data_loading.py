@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from xai_core.datasets import ImageSet, TableSet
+from xai_core.datasets import ImageSet, TableSet, TextSet
 from xai_core.errors import XaiError
 from xai_core.model import ModelInfo
 from xai_core.validation import check_table, class_indices
@@ -43,6 +43,8 @@ def load_data(files: list[tuple[str, bytes]], info: ModelInfo, target_column: st
     """
     if not files:
         raise XaiError("No data files were given.")
+    if info.input_kind == "text":
+        return load_texts(files, info, target_column)
     tables = [(n, d) for n, d in files if n.lower().endswith(TABLE_SUFFIXES)]
     images = [(n, d) for n, d in files if not n.lower().endswith(TABLE_SUFFIXES)]
     if tables and images:
@@ -463,3 +465,92 @@ def _prepare_target(y: pd.Series, info: ModelInfo) -> pd.Series:
 
 def _dedupe(notes: list[str]) -> list[str]:
     return list(dict.fromkeys(notes))
+
+
+# ---------------------------------------------------------------------------------------- texts
+
+TEXT_CANDIDATES = ("text", "document", "sentence", "review", "content", "body", "message")
+MAX_DOCUMENTS = 100_000
+
+
+def load_texts(files: list[tuple[str, bytes]], info: ModelInfo, label_column: str | None = None,
+               text_column: str | None = None) -> TextSet:
+    """Documents for a text model: a CSV/Parquet with a text column (and optionally a label column), or a .txt file
+    with one document per line (unlabelled). Labels are class names or indices; an 'evidence' column (words known to
+    carry the class, separated by spaces) is kept for scoring explanations."""
+    if len(files) != 1:
+        raise XaiError(f"Upload one file of documents (CSV, Parquet or .txt), not {len(files)}.")
+    name, data = files[0]
+    if name.lower().endswith(".txt"):
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise XaiError(f"'{name}' is not UTF-8 text.") from None
+        lines = text.splitlines()
+        if not any(line.strip() for line in lines):
+            raise XaiError(f"'{name}' has no documents: write one document per line.")
+        frame = pd.DataFrame({"text": lines})
+        blank = [i + 1 for i, line in enumerate(lines) if not line.strip()]
+        if blank:
+            frame = frame[[bool(line.strip()) for line in lines]]
+        notes = [f"{len(blank)} empty line(s) skipped (lines {blank[:5]}…)."] if blank else []
+        return prepare_texts(frame, info, "text", "", notes=notes, source=name)
+    return prepare_texts(read_table(data, name), info, text_column, label_column, source=name)
+
+
+def prepare_texts(frame: pd.DataFrame, info: ModelInfo, text_column: str | None = None,
+                  label_column: str | None = None, notes: list[str] | None = None, source: str = "the table") -> TextSet:
+    """Check a table of documents against a text model and tokenize them. `label_column`: None finds it, "" none."""
+    from xai_core.text.tokenizer import tokenize
+
+    if info.input_kind != "text" or info.tokenizer is None:
+        raise XaiError("This model does not take text; upload images or a table for it.")
+    notes = list(notes or [])
+    columns = [str(c) for c in frame.columns]
+    if text_column is None:
+        text_column = next((c for c in columns if c.lower() in TEXT_CANDIDATES), None)
+        if text_column is None:
+            textual = [c for c in columns if (frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c])) and c.lower() not in TARGET_CANDIDATES
+                       and c.lower() != "evidence"]
+            if len(textual) == 1:
+                text_column = textual[0]
+                notes.append(f"The column '{text_column}' was taken as the documents.")
+    if text_column is None or text_column not in columns:
+        raise XaiError(f"{source} has no text column: name the column of documents 'text' (or one of "
+                       f"{list(TEXT_CANDIDATES[1:])}). Columns found: {columns[:10]}.")
+    if len(frame) > MAX_DOCUMENTS:
+        raise XaiError(f"{source} has {len(frame):,} documents; the limit is {MAX_DOCUMENTS:,}. Upload a sample.")
+    raw = frame[text_column]
+    empty = [int(i) + 1 for i in np.flatnonzero(raw.isna().to_numpy() | (raw.astype(str).str.strip() == "").to_numpy())]
+    if empty:
+        raise XaiError(f"{source}: {len(empty)} document(s) in '{text_column}' are empty (rows {empty[:5]}). Remove "
+                       "those rows or give them text.")
+    texts = [str(t) for t in raw]
+    labels = None
+    if label_column is None:
+        label_column = next((c for c in (info.target_name, *TARGET_CANDIDATES) if c and c in columns
+                             and c != text_column), None)
+        if label_column:
+            notes.append(f"The column '{label_column}' was taken as the labels.")
+    elif label_column == "":
+        label_column = None
+    elif label_column not in columns:
+        raise XaiError(f"Label column '{label_column}' is not in {source} (columns: {columns[:10]}).")
+    if label_column:
+        labels = class_indices(frame[label_column], info.class_names, f"Labels in '{label_column}'",
+                               " Labels must be the model's classes (names or indices); or upload without labels.")
+    evidence = None
+    if "evidence" in columns and text_column != "evidence":
+        evidence = [tuple(str(v).split()) if isinstance(v, str) else () for v in frame["evidence"]]
+    documents = tokenize(texts, info.tokenizer)
+    empty_tokens = [i + 1 for i, d in enumerate(documents) if d.n_words == 0]
+    if empty_tokens:
+        raise XaiError(f"{source}: {len(empty_tokens)} document(s) have no words the tokenizer can read (rows "
+                       f"{empty_tokens[:5]}).")
+    truncated = sum(d.truncated for d in documents)
+    if truncated:
+        notes.append(f"{truncated} document(s) are longer than the model's {info.tokenizer.max_length} tokens and were "
+                     "truncated: words past the limit are not seen by the model, nor explained.")
+    names = [f"doc {i + 1}" for i in range(len(texts))]
+    return TextSet(texts=texts, names=names, labels=labels, documents=documents, evidence=evidence,
+                   notes=_dedupe(notes))

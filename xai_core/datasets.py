@@ -68,3 +68,40 @@ class TableSet:
 
     def to_tensor(self) -> torch.Tensor:
         return torch.from_numpy(np.array(self.X.to_numpy(dtype=np.float32), copy=True))
+
+
+@dataclass
+class TextSet:
+    """Documents for a text model, tokenized with its tokenizer; `labels` are class indices (or None).
+
+    `evidence` optionally names, per document, the words known to carry the class (the planted-evidence demo has
+    them), to score explanations against.
+    """
+
+    texts: list[str]
+    names: list[str]
+    labels: np.ndarray | None = None
+    documents: list = field(default_factory=list)  # xai_core.text.tokenizer.TokenizedText, one per text
+    evidence: list[tuple[str, ...]] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def y(self) -> pd.Series | None:
+        """The labels as a Series (the same attribute a TableSet has), or None."""
+        return None if self.labels is None else pd.Series(self.labels, name="label")
+
+    def to_tensor(self) -> torch.Tensor:
+        """Token ids (n, max_length), int64."""
+        return torch.from_numpy(np.stack([d.ids for d in self.documents]).astype(np.int64))
+
+    def subset(self, index) -> "TextSet":
+        index = np.atleast_1d(np.asarray(index))
+        return TextSet(
+            texts=[self.texts[i] for i in index], names=[self.names[i] for i in index],
+            labels=None if self.labels is None else self.labels[index],
+            documents=[self.documents[i] for i in index],
+            evidence=None if self.evidence is None else [self.evidence[i] for i in index], notes=list(self.notes),
+        )

@@ -105,6 +105,8 @@ def load_model(
         name: type(m).__name__ for name, m in module.named_modules()
     }
     info, assumed = _settle_info(module, inferred, declared, filename)
+    if info.input_kind == "text":
+        check_text_model(module, info, layer_types)
     digest = hashlib.sha256(data)
     digest.update(info.to_json().encode())
     return LoadedModel(module=module, info=info, format=fmt, sha256=digest.hexdigest(),
@@ -178,9 +180,12 @@ def _settle_info(module: nn.Module, inferred: dict, declared: dict, filename: st
     Returns the info and the fields whose values are guesses (field → why), which the page shows and lets the user fix.
     """
     assumed: dict[str, str] = dict(inferred.pop("_assumed", {}))
+    input_dtype = inferred.pop("_input_dtype", None)
     values: dict[str, Any] = {"name": filename.rsplit(".", 1)[0]}
     values.update(inferred)
     values.update(declared)
+    if values.get("input_kind") == "text" or (values.get("tokenizer") and "input_kind" not in declared):
+        _settle_text_values(values, declared, input_dtype)
     if "input_shape" not in values:
         features = values.get("feature_names")
         if features and values.get("input_kind", "tabular") == "tabular":
@@ -193,6 +198,8 @@ def _settle_info(module: nn.Module, inferred: dict, declared: dict, filename: st
             assumed["input_shape"] = ("nothing in the file or sidecar gives it, so 3×224×224 (the usual ImageNet "
                                       "input) is assumed")
     info = ModelInfo.from_dict(values)
+    if info.input_kind == "text" and info.task != "classification":
+        raise XaiError("Text models are explained as classifiers: the model must return one logit per class.")
     if info.input_kind == "image" and len(info.input_shape) != 3:
         raise XaiError(f"An image model takes (channels, height, width); this one's input shape is {list(info.input_shape)}. "
                        "Set 'input_kind' to 'tabular' or fix 'input_shape'.")
@@ -213,8 +220,12 @@ def _settle_info(module: nn.Module, inferred: dict, declared: dict, filename: st
     assumed = {k: v for k, v in assumed.items() if k not in declared and (info.input_kind == "image" or k not in ("mean", "std"))}
     try:
         with torch.no_grad():
-            out = module(torch.zeros((2, *info.input_shape)))
+            out = module(info.example_input(2))
     except Exception as exc:  # the model is the user's: any failure here means it does not fit
+        if info.input_kind == "text":
+            raise XaiError(f"The model failed on a batch of PAD token ids, int64 of shape {[2, *info.input_shape]}: "
+                           f"{_short(exc)}. A text model must take int64 token ids (batch, max_length) and return "
+                           "class logits; check the tokenizer's max_length.") from None
         source = (f"assumed: {assumed['input_shape']}" if "input_shape" in assumed else
                   "from the page or sidecar" if "input_shape" in declared else "as saved in the file")
         raise XaiError(
@@ -250,6 +261,54 @@ def _settle_info(module: nn.Module, inferred: dict, declared: dict, filename: st
     return info, assumed
 
 
+def _settle_text_values(values: dict, declared: dict, input_dtype: str | None) -> None:
+    """A text model's metadata: a tokenizer is required, and it fixes the input shape to (max_length,)."""
+    from xai_core.text.tokenizer import TOKENIZER_HOWTO, TokenizerSpec
+
+    if not values.get("tokenizer"):
+        raise XaiError("This is a text model (it takes token ids), but the sidecar has no 'tokenizer': without it "
+                       "the dashboard cannot turn documents into ids. " + TOKENIZER_HOWTO)
+    if input_dtype is not None and not input_dtype.startswith(("torch.int", "torch.uint")):
+        raise XaiError(f"A text model must take int64 token ids, but this model's input is {input_dtype}. Export it "
+                       "with an int64 example, e.g. torch.zeros((2, max_length), dtype=torch.int64).")
+    spec = TokenizerSpec.from_dict(values["tokenizer"])
+    length = (spec.max_length,)
+    shape = values.get("input_shape")
+    if shape is not None and tuple(int(v) for v in shape) != length:
+        where = "given in the sidecar or page" if "input_shape" in declared else "saved in the model file"
+        raise XaiError(f"The tokenizer's max_length is {spec.max_length}, but the input shape {where} is "
+                       f"{list(shape)}; they must agree (input_shape is [max_length]).")
+    values["input_kind"], values["input_shape"], values["tokenizer"] = "text", length, spec
+    values.setdefault("task", "classification")
+
+
+def check_text_model(module: nn.Module, info: ModelInfo, layer_types: dict[str, str]) -> None:
+    """Refuse a vocabulary larger than the model's embedding table (found by type, else by a forward pass)."""
+    vocab_size = info.tokenizer.vocab_size
+    for name, size in _embedding_sizes(module, layer_types):
+        if vocab_size > size:
+            raise XaiError(f"The tokenizer has {vocab_size} tokens but the model's embedding '{name}' has only {size} "
+                           f"rows: ids {size}…{vocab_size - 1} would not exist. Use the vocabulary the model was "
+                           "trained with.")
+    largest = torch.full((1, *info.input_shape), vocab_size - 1, dtype=torch.int64)
+    try:
+        with torch.no_grad():
+            module(largest)
+    except Exception as exc:  # an id past the embedding table fails inside the user's model
+        raise XaiError(f"The model fails on the tokenizer's largest id ({vocab_size - 1}): {_short(exc)}. The "
+                       "vocabulary is probably larger than the model's embedding; use the one it was trained with.") from None
+
+
+def _embedding_sizes(module: nn.Module, layer_types: dict[str, str]) -> list[tuple[str, int]]:
+    found = []
+    for name, sub in module.named_modules():
+        kind = layer_types.get(name) or getattr(sub, "original_name", type(sub).__name__)
+        weight = getattr(sub, "weight", None)
+        if kind == "Embedding" and isinstance(weight, torch.Tensor) and weight.ndim == 2:
+            found.append((name, int(weight.shape[0])))
+    return found
+
+
 def _short(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
@@ -279,9 +338,13 @@ def _load_export(data: bytes) -> tuple[nn.Module, dict]:
     shape = placeholder.meta["val"].shape
     inferred: dict[str, Any] = {}
     static = [int(d) if isinstance(d, int) or str(d).isdigit() else None for d in shape[1:]]
+    dtype = getattr(placeholder.meta["val"], "dtype", None)
+    inferred["_input_dtype"] = str(dtype)
     if None not in static:
         inferred["input_shape"] = tuple(static)
         inferred["input_kind"] = "image" if len(static) == 3 else "tabular"
+        if dtype is not None and not dtype.is_floating_point and len(static) == 1:
+            inferred["input_kind"] = "text"  # integer ids
     inferred["layer_types"] = _export_layer_types(program)
     with EXPORT_LOCK:
         module = torch.export.unflatten(program)
@@ -451,14 +514,37 @@ def _final_linear_name(model: nn.Module) -> str | None:
 
 
 def _architecture_skeleton(name: str, num_classes: int | None = None) -> nn.Module:
+    """The architecture with its parameters on the meta device (names and shapes only, no memory, no init)."""
     import torchvision
+    from torch.overrides import TorchFunctionMode
+
+    class ParametersOnMeta(TorchFunctionMode):
+        """Only the tensors parameters and buffers are made from go to meta; small helper tensors stay on the CPU.
+
+        RegNet computes its stage widths with torch (`arange`, `pow`, `round`, then `.tolist()`), which fails when every
+        tensor is on meta ("Cannot copy out of meta tensor"), so under `torch.device("meta")` no RegNet was ever built
+        and their weights matched no architecture.
+        """
+
+        FACTORIES = {torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn, torch.empty_strided}
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = dict(kwargs or {})
+            if func in self.FACTORIES and kwargs.get("device") is None:
+                kwargs["device"] = "meta"
+            return func(*args, **kwargs)
 
     kwargs = {"weights": None}
     if num_classes:
         kwargs["num_classes"] = num_classes
-    with torch.device("meta"), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return torchvision.models.get_model(name, **kwargs)
+        try:
+            with torch.device("meta"):
+                return torchvision.models.get_model(name, **kwargs)
+        except NotImplementedError:  # computes with tensor values while building (RegNet)
+            with ParametersOnMeta():
+                return torchvision.models.get_model(name, **kwargs)
 
 
 def _build_torchvision(state_dict: dict[str, torch.Tensor], architecture: str | None):

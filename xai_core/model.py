@@ -11,9 +11,10 @@ import torch
 from torch import nn
 
 from xai_core.errors import XaiError
+from xai_core.text.tokenizer import TokenizerSpec
 
 Task = Literal["classification", "regression"]
-InputKind = Literal["image", "tabular"]
+InputKind = Literal["image", "tabular", "text"]
 OutputSpace = Literal["probability", "logit"]
 ModelFormat = Literal["export", "state_dict", "torchscript", "pickle"]
 ResizeMode = Literal["crop", "stretch", "pad"]
@@ -31,7 +32,8 @@ class ModelInfo:
     Images are fed to the model as float tensors: pixels scaled to [0, 1], then (x - mean) / std
     per channel, after being brought to H×W by `resize`: "crop" (scale the shorter side, centre-crop),
     "stretch" (scale both sides, ignoring the aspect ratio) or "pad" (scale the longer side, pad with black).
-    Tabular models take the raw feature values in `feature_names` order.
+    Tabular models take the raw feature values in `feature_names` order. Text models take int64 token ids
+    (n, max_length) made by `tokenizer` (PAD after the last token); their input_shape is (max_length,).
     """
 
     name: str = "model"
@@ -46,6 +48,7 @@ class ModelInfo:
     architecture: str | None = None
     description: str = ""
     resize: ResizeMode = "crop"
+    tokenizer: TokenizerSpec | None = None  # text models only
 
     @property
     def n_outputs(self) -> int:
@@ -59,6 +62,12 @@ class ModelInfo:
     @property
     def channels(self) -> int:
         return int(self.input_shape[0]) if self.input_kind == "image" else 0
+
+    def example_input(self, n: int = 1) -> torch.Tensor:
+        """A batch of n inputs of the right shape and type: zeros, or PAD token ids (int64) for a text model."""
+        if self.input_kind == "text" and self.tokenizer is not None:
+            return torch.full((n, *self.input_shape), self.tokenizer.pad_id, dtype=torch.int64)
+        return torch.zeros((n, *self.input_shape))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -79,8 +88,10 @@ class ModelInfo:
             raise XaiError(f"Metadata 'task' must be 'classification' or 'regression', not {values['task']!r}.")
         if "resize" in values and values["resize"] not in ("crop", "stretch", "pad"):
             raise XaiError(f"Metadata 'resize' must be 'crop', 'stretch' or 'pad', not {values['resize']!r}.")
-        if "input_kind" in values and values["input_kind"] not in ("image", "tabular"):
-            raise XaiError(f"Metadata 'input_kind' must be 'image' or 'tabular', not {values['input_kind']!r}.")
+        if "input_kind" in values and values["input_kind"] not in ("image", "tabular", "text"):
+            raise XaiError(f"Metadata 'input_kind' must be 'image', 'tabular' or 'text', not {values['input_kind']!r}.")
+        if values.get("tokenizer") is not None:
+            values["tokenizer"] = TokenizerSpec.from_dict(values["tokenizer"])
         for key in ("input_shape",):
             if key in values:
                 try:
