@@ -196,7 +196,7 @@ def run_review(
 
         if ray_address:
             run["runner"] = f"ray ({ray_address})"
-            run["ray_workers"] = _run_on_ray(source, model, inputs, settings, plan, pending, out, ray_address,
+            run["ray"] = _run_on_ray(source, model, inputs, settings, plan, pending, out, ray_address,
                                              ray_workers, finished)
         else:
             for name, index in pending:
@@ -417,7 +417,7 @@ class ShardWorker:
 
 def _run_on_ray(source: ModelSource | None, model: LoadedModel, inputs: ShardInputs, settings: ReviewSettings,
                 plan: Plan, pending: list[tuple[str, int]], out: Path, address: str, workers: int | None,
-                finished) -> int:
+                finished) -> dict:
     try:
         import ray
         import ray.data
@@ -433,14 +433,20 @@ def _run_on_ray(source: ModelSource | None, model: LoadedModel, inputs: ShardInp
     if workers is None:
         workers = max(int(ray.cluster_resources().get("CPU", 1)), 1)
     model_ref, inputs_ref = ray.put(source), ray.put(inputs)  # bytes and arrays: the module itself never travels
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # the job's own progress callback counts the shards
+    context.enable_operator_progress_bars = False
     items = [{"analysis": name, "shard": index} for name, index in pending]
     dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-        ShardWorker, batch_size=1, concurrency=workers, num_cpus=1, runtime_env=runtime_env,
+        ShardWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
+        runtime_env=runtime_env,
         fn_constructor_kwargs={"model_ref": [model_ref], "inputs_ref": [inputs_ref], "settings": settings,
                                "shards": plan.shards, "out_dir": str(out)})
+    pids = set()
     for row in dataset.iter_rows():
+        pids.add(int(row["pid"]))
         finished(str(row["analysis"]), int(row["shard"]), float(row["seconds"]))
-    return workers
+    return {"workers": workers, "worker_processes_used": len(pids)}
 
 
 # ---------------------------------------------------------------------------------------- manifest

@@ -1,0 +1,72 @@
+"""Review shards on a local Ray cluster (2 CPUs) give the same results as in-process; the module never travels."""
+
+import json
+
+import numpy as np
+import pytest
+from torch import nn
+
+ray = pytest.importorskip("ray", reason="ray is not installed here (pip install 'ray[data]', in requirements-dev.txt)")
+
+from xai_core.demo import demo_model_bytes, load_demo_data  # noqa: E402
+from xai_core.review import ModelSource, ReviewSettings, run_review  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def source_and_model(key):
+    model_bytes, sidecar = demo_model_bytes(key)
+    source = ModelSource(model_bytes, f"{key}.pt2", sidecar)
+    return source, source.load()
+
+
+def refuse_pickling_modules(monkeypatch):
+    """Any nn.Module pickled by the driver (ray.put, actor arguments) would raise here."""
+    def refuse(self, protocol):
+        raise AssertionError(f"a {type(self).__name__} module was pickled")
+
+    monkeypatch.setattr(nn.Module, "__reduce_ex__", refuse)
+
+
+def test_shapley_on_ray_equals_in_process(cluster, tmp_path, monkeypatch):
+    source, model = source_and_model("wine")
+    data, background = load_demo_data("wine", model), load_demo_data("wine", model, split="train")
+    settings = ReviewSettings(analyses=("shap",), shard_size=8)
+    local = run_review(model, data, tmp_path / "local", settings, background=background, source=source)
+    with monkeypatch.context() as patch:
+        refuse_pickling_modules(patch)
+        on_ray = run_review(model, data, tmp_path / "ray", settings, background=background, source=source,
+                            ray_address="auto", ray_workers=2)
+    assert on_ray.complete
+    np.testing.assert_array_equal(on_ray.shap.values, local.shap.values)
+    np.testing.assert_array_equal(on_ray.shap.outputs, local.shap.outputs)
+    assert on_ray.evaluation.score == local.evaluation.score
+    run = json.loads((tmp_path / "ray" / "manifest.json").read_text())["runs"][-1]
+    assert run["runner"] == "ray (auto)" and run["ray"]["workers"] == 2
+    assert sorted(run["computed"]) == ["evaluation"] + [f"shap-{i:05d}" for i in range(6)]
+
+
+def test_grad_cam_on_ray_equals_in_process_and_resumes(cluster, tmp_path):
+    source, model = source_and_model("shapes")
+    data = load_demo_data("shapes", model)
+    settings = ReviewSettings(analyses=("images",), shard_size=8, max_rows=24)
+    local = run_review(model, data, tmp_path / "local", settings, source=source)
+    stopped = []
+
+    def stop_after_first(name, index):
+        stopped.append(index)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_review(model, data, tmp_path / "ray", settings, source=source, on_shard=stop_after_first)
+    on_ray = run_review(model, data, tmp_path / "ray", settings, source=source, ray_address="auto", ray_workers=2)
+    got, want = on_ray.images.explanations["grad_cam"], local.images.explanations["grad_cam"]
+    np.testing.assert_allclose(got.maps, want.maps, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(got.predicted, want.predicted)
+    run = json.loads((tmp_path / "ray" / "manifest.json").read_text())["runs"][-1]
+    assert sorted(run["computed"]) == [f"images-{i:05d}" for i in range(3) if i not in stopped]
