@@ -16,6 +16,7 @@ PAGES = [
     st.Page("views/feature_importance.py", title="Feature importance", icon=":material/bar_chart:", url_path="features"),
     st.Page("views/surrogate_tree.py", title="Surrogate tree", icon=":material/account_tree:", url_path="surrogate"),
     st.Page("views/quantization.py", title="Quantization", icon=":material/compress:", url_path="quantization"),
+    st.Page("views/review.py", title="Review report", icon=":material/summarize:", url_path="review"),
 ]
 
 keep_uploads_across_reloads()
