@@ -265,10 +265,11 @@ def test_half_emulation_keeps_layers_and_gradients(demo):
 
 
 class FakeClock:
-    """Seconds that pass only when a fake module runs: timings are exact and do not depend on the machine."""
+    """Seconds that pass only when a fake module runs: timings are exact and do not depend on the machine.
+    `load`: how much slower the machine runs everything now (another session started, say)."""
 
     def __init__(self):
-        self.now = 0.0
+        self.now, self.load = 0.0, 1.0
 
     def __call__(self) -> float:
         return self.now
@@ -284,7 +285,7 @@ class Costly(nn.Module):
 
     def forward(self, x):
         self.calls += 1
-        self.clock.now += self.per_call + self.per_row * len(x)
+        self.clock.now += (self.per_call + self.per_row * len(x)) * self.clock.load
         if self.log is not None:
             self.log.append(self.name)
         return x
@@ -327,14 +328,16 @@ def test_each_timing_group_runs_once_interleaved_with_fp32_and_its_speedup_is_fr
         built.append(1)
         return Costly(clock, per_row=0.0005, name="int8", log=log)
 
+    alone = timing.fp32()  # the fp32 row, measured while the machine is quiet
+    assert alone.ms == alone.fp32_ms == {1: pytest.approx(2.0), 8: pytest.approx(16.0)}
+    log.clear()
+    clock.load = 3.0  # then the machine gets busy: everything runs 3× slower
     latency = timing.latency("int8 static", int8)
     assert set(log) == {"fp32", "int8"}  # a run of its own: fp32 and this variant only
-    assert latency.ms == {1: pytest.approx(0.5), 8: pytest.approx(4.0)}
-    assert latency.fp32_ms == {1: pytest.approx(2.0), 8: pytest.approx(16.0)}
-    assert latency.speedup == {1: pytest.approx(4.0), 8: pytest.approx(4.0)}
+    assert latency.ms == {1: pytest.approx(1.5), 8: pytest.approx(12.0)}
+    assert latency.fp32_ms == {1: pytest.approx(6.0), 8: pytest.approx(48.0)}  # fp32 in that same run
+    assert latency.speedup == {1: pytest.approx(4.0), 8: pytest.approx(4.0)}  # so the load cancels out
     assert timing.latency("int8 static", int8) is latency and len(built) == 1  # measured once, read back after
-    alone = timing.fp32()
-    assert alone.ms == alone.fp32_ms == {1: pytest.approx(2.0), 8: pytest.approx(16.0)}
 
 
 def test_float_variants_share_the_timing_of_the_kernels_they_run(demo, monkeypatch):

@@ -54,6 +54,12 @@ def test_twin_holds_exactly_the_int8_models_dequantized_weights(demo, key, kind)
         else:  # a layer int8 left in float (dynamic int8 keeps convolutions float): the model's own weight
             assert torch.equal(weight, original[name]), f"{name} is neither int8's nor the model's weight"
     assert matched == set(int8), f"int8 layers with no twin weight: {set(int8) - matched}"
+    # Biases too, wherever they went (a batch norm folded into a convolution leaves its bias in the BN's place).
+    vectors = [t for _, t in variant.twin.module.named_parameters() if t.ndim == 1]
+    vectors += [t for n, t in variant.twin.module.named_buffers() if n.endswith("bias")]
+    for name, layer in variant.model.module.named_modules():
+        if name in int8 and layer.bias() is not None:
+            assert any(t.shape == layer.bias().shape and torch.equal(t, layer.bias()) for t in vectors), name
 
 
 def test_twin_weights_are_int8_weights_not_a_rounding_of_their_own():
