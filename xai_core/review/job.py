@@ -427,9 +427,18 @@ def _run_on_ray(source: ModelSource | None, model: LoadedModel, inputs: ShardInp
         raise XaiError("Running on Ray needs the model's bytes (ModelSource): workers load the model from them.")
     root = str(Path(__file__).resolve().parents[2])
     runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}}
-    if not ray.is_initialized():
+    started_here = not ray.is_initialized()
+    if started_here:
         ray.init(address=None if address in ("auto", "local") else address, runtime_env=runtime_env,
                  include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        return _map_shards(ray, source, inputs, settings, plan, pending, out, workers, runtime_env, finished)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _map_shards(ray, source, inputs, settings, plan, pending, out, workers, runtime_env, finished) -> dict:
     if workers is None:
         workers = max(int(ray.cluster_resources().get("CPU", 1)), 1)
     model_ref, inputs_ref = ray.put(source), ray.put(inputs)  # bytes and arrays: the module itself never travels
