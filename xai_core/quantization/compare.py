@@ -60,6 +60,7 @@ class VariantResult:
     timing_group: str = ""  # variants of one group run the same kernels and share one timing
     drift_values: np.ndarray | None = field(default=None, repr=False)  # its maps (n, H, W) or φ (n, d)
     seconds: float = 0.0  # how long computing this row took
+    step_seconds: dict[str, float] = field(default_factory=dict)  # of which: building, answering, timing, explaining
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ class ComparisonContext:
         self._occlusion: np.ndarray | None = None
         self._lock = threading.Lock()
         self.seconds = 0.0  # how long preparing it took
+        self.step_seconds: dict[str, float] = {}  # of which: rows, lifting, fp32 answers, fp32 explanations
 
     @property
     def task(self) -> str:
@@ -152,18 +154,38 @@ class ComparisonContext:
 def prepare_comparison(model: LoadedModel, data: ImageSet | TableSet, settings: ComparisonSettings | None = None,
                        background: TableSet | None = None, clock: Clock = time.perf_counter) -> ComparisonContext:
     """fp32's side of the comparison of `model`'s variants on `data` (a seeded sample of `settings.max_rows` rows)."""
-    started = time.perf_counter()
+    watch = _Stopwatch()
     settings = settings or ComparisonSettings()
     rng = np.random.default_rng(settings.seed)
     subset, x, labels = _compared_rows(model, data, settings.max_rows, rng)
     calibration = x[torch.from_numpy(rng.permutation(len(x))[:settings.n_calibration])]
     build = BuildContext(model, calibration)
+    watch.lap("rows")
     timing = TimingContext(build.flat_fp32(), x, settings.batch_sizes, clock=clock)
+    watch.lap("lifting")
     reference = model.predict_proba(x)
+    watch.lap("fp32 answers")
     drift = drift_reference(model, subset, settings.n_drift, background, settings.seed)
+    watch.lap("fp32 explanations")
     context = ComparisonContext(model, subset, x, labels, reference, settings, build, timing, drift)
-    context.seconds = time.perf_counter() - started
+    context.seconds, context.step_seconds = watch.total(), watch.laps
     return context
+
+
+class _Stopwatch:
+    """Seconds spent in each named step (for the benchmark's breakdown and the page's total)."""
+
+    def __init__(self):
+        self.start = self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self.last
+        self.last = now
+
+    def total(self) -> float:
+        return time.perf_counter() - self.start
 
 
 def _compared_rows(model: LoadedModel, data: ImageSet | TableSet, max_rows: int, rng: np.random.Generator):
@@ -193,7 +215,7 @@ def divergence(task: str, reference: np.ndarray, other: np.ndarray) -> float:
 def compare_variant(context: ComparisonContext, spec: VariantSpec, progress: ProgressFn | None = None) -> VariantResult:
     """`spec`'s variant against fp32: built (on the model lifted once), answered, timed in its own run interleaved
     with fp32, and explained. Raises XaiError when the variant cannot be built for this model."""
-    started = time.perf_counter()
+    watch = _Stopwatch()
     steps = 4
 
     def tick(step: int, message: str) -> None:
@@ -202,16 +224,20 @@ def compare_variant(context: ComparisonContext, spec: VariantSpec, progress: Pro
 
     tick(0, "building")
     variant = build_variant(context.model, spec, context=context.build)
+    watch.lap("building")
     tick(1, "answering")
     task = context.task
     out = variant.answer_model.predict_proba(context.x)
+    watch.lap("answering")
     tick(2, "timing (interleaved with fp32)")
     builder = spec.builder
     latency = context.timing.latency(builder.timing_group(spec), lambda: builder.timed_module(variant, context.build))
+    watch.lap("timing")
     drift = None
     if context.drift is not None and spec != FP32:
         tick(3, "explaining")
         drift = variant_drift(variant, context.drift, context.fp32_occlusion)
+        watch.lap("explaining")
     tick(4, "done")
     return VariantResult(
         label=spec.label, spec=spec, score=scoring.score(task, out, context.labels),
@@ -220,7 +246,7 @@ def compare_variant(context: ComparisonContext, spec: VariantSpec, progress: Pro
         size_basis=variant.size_basis, latency_ms=dict(latency.ms), speedup=latency.speedup,
         drift={} if drift is None else drift.metrics, drift_method="" if drift is None else drift.method,
         notes=list(variant.notes), fp32_latency_ms=dict(latency.fp32_ms), timing_group=latency.group,
-        drift_values=None if drift is None else drift.values, seconds=time.perf_counter() - started,
+        drift_values=None if drift is None else drift.values, seconds=watch.total(), step_seconds=watch.laps,
     )
 
 
