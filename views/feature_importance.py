@@ -137,7 +137,7 @@ def show(selection: state.Selection) -> None:
         st.caption(sampling)
     for note in result.notes:
         st.caption("ℹ️ " + note)
-    table_download(result.to_frame(output_index=None), "shap_values", "⬇ SHAP values (CSV)")
+    table_download(result.to_frame(output_index=None), "shap_values", "SHAP values (CSV)")
 
     deletion_spec, permutation_spec = METHODS["deletion"], METHODS["permutation"]
     card("Do other importance measures agree?",
@@ -156,7 +156,7 @@ def show(selection: state.Selection) -> None:
     for label, importance in (("mean_abs_shap", shap_global), ("deletion", deletion), ("permutation", permutation)):
         frame = importance.to_frame().rename(columns={"importance": label, "error": f"{label}_error"})
         comparison = comparison.merge(frame, on="feature")
-    table_download(comparison.sort_values("mean_abs_shap", ascending=False), "importances", "⬇ importances (CSV)")
+    table_download(comparison.sort_values("mean_abs_shap", ascending=False), "importances", "Importances (CSV)")
 
     card("One row", "Why did the model predict what it did for this row?")
     row = st.number_input("Row", min_value=0, max_value=n_rows - 1, value=0, step=1, key="fi_row")

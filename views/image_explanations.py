@@ -119,12 +119,12 @@ def show(selection: state.Selection) -> None:
         for note in result.notes:
             st.caption("ℹ️ " + note)
         d = st.columns(2)
-        d[0].download_button("⬇ overlay (PNG)", png_bytes(overlay(data.images[index], attribution, result.signed, colormap, opacity)),
-                             file_name=f"{method}_{index}.png", mime="image/png", key="ie_dl_png")
+        d[0].download_button("Overlay (PNG)", png_bytes(overlay(data.images[index], attribution, result.signed, colormap, opacity)),
+                             file_name=f"{method}_{index}.png", mime="image/png", key="ie_dl_png", icon=":material/download:")
         buffer = io.BytesIO()
         np.save(buffer, attribution)
-        d[1].download_button("⬇ raw attribution (.npy)", buffer.getvalue(), file_name=f"{method}_{index}.npy",
-                             key="ie_dl_npy")
+        d[1].download_button("Raw attribution (.npy)", buffer.getvalue(), file_name=f"{method}_{index}.npy",
+                             key="ie_dl_npy", icon=":material/download:")
     with right:
         figure(image_figure(data.images[index], "The image", height=280), key="ie_original")
         figure(probabilities_figure(x_probs, info.class_names, highlight=target), key="ie_probs")

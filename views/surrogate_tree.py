@@ -74,7 +74,7 @@ def show(selection: state.Selection) -> None:
     d = st.columns([3, 1])
     with d[0].expander("The rules as text"):
         st.code(result.rules, language=None)
-    d[1].download_button("⬇ rules (.txt)", result.rules, file_name="surrogate_rules.txt", key="st_dl_rules")
+    d[1].download_button("Rules (.txt)", result.rules, file_name="surrogate_rules.txt", key="st_dl_rules", icon=":material/download:")
 
     card("How simple can the tree be?", "Held-out fidelity for each depth: pick the shallowest tree that is faithful enough.")
     curve = cached_curve(model.sha256, selection.data_key + described, settings, model, data)
