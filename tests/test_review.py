@@ -263,3 +263,15 @@ def test_cli_help():
     for option in ("--model", "--sidecar", "--data", "--analyses", "--out", "--ray", "--pdf", "--shard-size"):
         assert option in result.stdout
     assert "--crash-after-shards" not in result.stdout
+
+
+def test_progress_line_without_tqdm(monkeypatch, capsys):
+    from xai_core.__main__ import ProgressBar
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now raises ImportError
+    bar = ProgressBar(enabled=True)
+    for done in range(1, 5):
+        bar(done, 4, f"shap shard {done}/4")
+    bar.close()
+    err = capsys.readouterr().err
+    assert "\r1/4 units, ETA" in err and "\r4/4 units, ETA" in err and "shap shard 4/4" in err and err.endswith("\n")
