@@ -116,17 +116,18 @@ def open_section() -> None:
         summary[ev.score_name] = f"{ev.score:.3f} ({low:.3f} – {high:.3f})"
     facts(summary)
     if ev is not None and ev.confusion is not None:
-        figure(confusion_matrix_figure(ev), "Rows are the true class, columns the predicted one.", key="rv_confusion")
+        figure(confusion_matrix_figure(ev), "Rows are the true class, columns the predicted one.", key="rv_confusion",
+               download_name="review_confusion")
     if review.shap is not None:
         output = 1 if len(review.shap.output_names) == 2 else 0
         figure(shap_bar_figure(review.shap, output), f"Mean |SHAP value| over all {len(review.shap.rows)} reviewed "
-               "rows.", key="rv_shap")
+               "rows.", key="rv_shap", download_name="review_shap")
         table_download(review.shap.to_frame(output_index=None), f"{folder.name}-shap_values", "SHAP values (CSV)")
     if review.surrogate is not None:
         s = review.surrogate
         st.metric("Surrogate fidelity", f"{s.fidelity:.3f}", help=f"Held-out {s.fidelity_name}.")
         figure(tree_figure(s), f"{s.fidelity_name}, 95% interval {s.fidelity_interval[0]:.3f} – "
-               f"{s.fidelity_interval[1]:.3f}.", key="rv_tree")
+               f"{s.fidelity_interval[1]:.3f}.", key="rv_tree", download_name="review_tree")
     if review.images is not None:
         st.caption(f"{len(review.images.table)} images explained with "
                    f"{', '.join(e.method_name for e in review.images.explanations.values())}; the report shows the "
