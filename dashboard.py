@@ -14,6 +14,7 @@ PAGES = [
     st.Page("views/model_data.py", title="Model & data", icon=":material/inventory_2:", default=True, url_path="model"),
     st.Page("views/image_explanations.py", title="Image explanations", icon=":material/image_search:", url_path="images"),
     st.Page("views/feature_importance.py", title="Feature importance", icon=":material/bar_chart:", url_path="features"),
+    st.Page("views/text_explanations.py", title="Text explanations", icon=":material/notes:", url_path="text"),
     st.Page("views/surrogate_tree.py", title="Surrogate tree", icon=":material/account_tree:", url_path="surrogate"),
     st.Page("views/quantization.py", title="Quantization", icon=":material/compress:", url_path="quantization"),
     st.Page("views/review.py", title="Review report", icon=":material/summarize:", url_path="review"),

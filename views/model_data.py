@@ -228,7 +228,7 @@ def show_summary(selection: state.Selection) -> None:
         "Format": FORMATS[model.format],
         "Parameters": f"{summary.n_parameters:,}",
         "File size": f"{size / 1024:,.0f} KiB" if size < 1024**2 else f"{size / 1024**2:,.1f} MiB",
-        "Input": "×".join(map(str, info.input_shape)) + (" image" if info.input_kind == "image" else " features"),
+        "Input": "×".join(map(str, info.input_shape)) + {"image": " image", "text": " token ids"}.get(info.input_kind, " features"),
         "Output": f"{len(info.class_names)} classes" if info.task == "classification" else f"{info.target_name} (regression)",
     })
     if info.task == "classification":
@@ -364,6 +364,11 @@ def show_data(selection: state.Selection, evaluation) -> None:
     if isinstance(data, ImageSet):
         figure(image_grid_figure(data, info.class_names, evaluation.predictions if info.task == "classification" else None),
                "Each image is titled with its true class → the model's prediction (✓ right, ✗ wrong).", key="grid")
+    elif info.input_kind == "text":  # documents: the text and its label, not feature columns
+        preview = pd.DataFrame({"document": data.texts})
+        if data.labels is not None:
+            preview.insert(0, "label (true)", [info.class_names[i] for i in data.labels])
+        st.dataframe(preview.head(200), width="stretch", height=320)
     else:
         preview = data.X.copy()
         if data.y is not None:

@@ -174,7 +174,10 @@ def drift_detail(comparison, data) -> None:
 
 with user_errors():
     selection = state.current_selection()
-    if selection.data is None:
+    if selection.model.info.input_kind == "text":
+        st.info("This page is for image and tabular models: quantizing text models is not supported yet. Text models "
+                "are explained on **Text explanations**.")
+    elif selection.data is None:
         st.info("Load data on the Model & data page: the comparison needs inputs to run every variant on.")
     else:
         show(selection)

@@ -91,9 +91,9 @@ def summarize(model: LoadedModel) -> ModelSummary:
         for name, module in work.named_modules():
             handles.append(module.register_forward_hook(record(name)))
         with torch.no_grad():
-            out = work(torch.zeros((1, *model.info.input_shape)))
+            out = work(model.info.example_input(1))
     except Exception:  # TorchScript submodules may not accept hooks; the table then lacks shapes
-        out = model.forward_batched(torch.zeros((1, *model.info.input_shape)))
+        out = model.forward_batched(model.info.example_input(1))
     finally:
         for handle in handles:
             handle.remove()

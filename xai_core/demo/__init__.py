@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from xai_core.data_loading import load_images, prepare_table, read_table
-from xai_core.datasets import ImageSet, TableSet
+from xai_core.data_loading import load_images, load_texts, prepare_table, read_table
+from xai_core.datasets import ImageSet, TableSet, TextSet
 from xai_core.loading import load_model
 from xai_core.model import LoadedModel
 
@@ -42,6 +42,13 @@ DEMOS: dict[str, Demo] = {
     )
 }
 
+# Text demos: documents with planted sentiment words (xai_core/demo/text.py), shared by both models.
+DEMOS.update({d.key: d for d in (
+    Demo("text_bilstm", "Planted sentiment words (text, BiLSTM)", "text_bilstm.pt2", "text_planted_test.csv"),
+    Demo("text_transformer", "Planted sentiment words (text, Transformer)", "text_transformer.pt2",
+         "text_planted_test.csv"),
+)})
+
 
 def demo_model_bytes(key: str, assets: Path = ASSETS) -> tuple[bytes, bytes]:
     """The demo's model file and its JSON sidecar, as an upload would bring them."""
@@ -55,9 +62,11 @@ def load_demo_model(key: str, assets: Path = ASSETS) -> LoadedModel:
     return load_model(model_bytes, DEMOS[key].model_file, sidecar=sidecar)
 
 
-def load_demo_data(key: str, model: LoadedModel, assets: Path = ASSETS, split: str = "test") -> ImageSet | TableSet:
+def load_demo_data(key: str, model: LoadedModel, assets: Path = ASSETS, split: str = "test") -> ImageSet | TableSet | TextSet:
     """The demo's held-out data (or, for tables, `split="train"`), checked against the model like an upload."""
     demo = DEMOS[key]
+    if model.info.input_kind == "text":
+        return load_texts([(demo.data_file, (assets / demo.data_file).read_bytes())], model.info)
     if model.info.input_kind == "image":
         data = load_images([(demo.data_file, (assets / demo.data_file).read_bytes())], model.info)
         if demo.masks_file:

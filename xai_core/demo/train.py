@@ -468,6 +468,16 @@ DEMOS: dict[str, Callable[[Path], DemoResult]] = {
 }
 
 
+def _train_text(out: Path, arch: str) -> DemoResult:
+    from xai_core.demo.text import train_text  # imported here: text.py uses this module's helpers
+
+    return train_text(out, arch)
+
+
+DEMOS.update({"text_bilstm": lambda out: _train_text(out, "bilstm"),
+              "text_transformer": lambda out: _train_text(out, "transformer")})
+
+
 def main(argv: Sequence[str] | None = None) -> list[DemoResult]:
     parser = argparse.ArgumentParser(prog="python -m xai_core.demo.train", description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(DEMOS), help="train just this demo")
