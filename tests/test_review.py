@@ -243,6 +243,19 @@ def test_cli_resumes_after_ctrl_c(tmp_path):
     assert review.complete and list(review.shap.rows.index) == list(range(45))
 
 
+def test_cli_on_images_writes_maps_and_the_gallery(tmp_path):
+    out = tmp_path / "shapes"
+    result = cli("review", "--model", "assets/shapes.pt2", "--data", "assets/shapes_test.zip", "--analyses",
+                 "images,shap", "--image-methods", "grad_cam,saliency", "--rows", "12", "--shard-size", "8",
+                 "--out", str(out), "-q")
+    assert result.returncode == 0, result.stderr[-2000:]
+    review = load_review(out)
+    assert set(review.images.explanations) == {"grad_cam", "saliency"} and len(review.images.table) == 12
+    assert review.manifest["skipped"] == {"shap": "not for image models"}
+    html = (out / "report.html").read_text()
+    assert html.count("src='data:image/png;base64,") == 24  # 12 images × 2 methods
+
+
 @pytest.mark.parametrize("args, message", [
     (["--model", "missing.pt2", "--data", "assets/wine_test.csv"], "error: The model file 'missing.pt2' does not exist."),
     (["--model", "assets/wine.pt2", "--data", "nothing.csv"], "error: The data file 'nothing.csv' does not exist."),

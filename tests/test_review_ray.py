@@ -12,6 +12,27 @@ from xai_core.demo import demo_model_bytes, load_demo_data  # noqa: E402
 from xai_core.review import ModelSource, ReviewSettings, run_review  # noqa: E402
 
 
+def test_cli_on_ray_starts_a_local_cluster_and_equals_in_process(tmp_path):
+    """First in this file, before the module's cluster exists: the CLI starts (and stops) its own local Ray."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from xai_core.review import load_review
+
+    root = Path(__file__).resolve().parents[1]
+    common = ["review", "--model", "assets/wine.pt2", "--data", "assets/wine_test.csv", "--background",
+              "assets/wine_train.csv", "--analyses", "shap", "--shard-size", "16", "--no-report", "-q"]
+    for out, extra in ((tmp_path / "ray", ["--ray", "auto", "--ray-workers", "2"]), (tmp_path / "local", [])):
+        result = subprocess.run([sys.executable, "-m", "xai_core", *common, "--out", str(out), *extra], cwd=root,
+                                capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stderr[-3000:]
+    on_ray, local = load_review(tmp_path / "ray"), load_review(tmp_path / "local")
+    np.testing.assert_array_equal(on_ray.shap.values, local.shap.values)
+    run = on_ray.manifest["runs"][-1]
+    assert run["runner"] == "ray (auto)" and run["ray"]["workers"] == 2
+
+
 @pytest.fixture(scope="module")
 def cluster():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
