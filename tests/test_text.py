@@ -322,3 +322,17 @@ def test_gradient_methods_leave_no_hooks_on_the_model(linear):
     _, model = linear
     explain_text(model, DOCS, "integrated_gradients")
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.module.modules())
+
+
+def test_torchscript_text_model_runs_perturbation_methods_and_refuses_gradient_ones():
+    module = BagOfEmbeddings(len(VOCAB)).eval()
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(module), buffer)
+    model = load_model(buffer.getvalue(), "bag_scripted.pt", sidecar=sidecar(input_kind="text"))
+    assert model.format == "torchscript" and model.info.input_shape == (L,)
+    result = explain_text(model, DOCS[:1], "occlusion", OcclusionTextSettings(output="logit"), targets=1)
+    np.testing.assert_allclose(result.values[0], hand_values(module, result.documents[0], 1), rtol=1e-4, atol=1e-4)
+    with pytest.raises(XaiError, match="TorchScript hides"):
+        explain_text(model, DOCS[:1], "integrated_gradients")
+    with pytest.raises(XaiError, match="has only"):
+        load_model(buffer.getvalue(), "bag_scripted.pt", sidecar=sidecar(vocab=VOCAB + ["x", "y"], input_kind="text"))

@@ -302,9 +302,9 @@ def check_text_model(module: nn.Module, info: ModelInfo, layer_types: dict[str, 
 def _embedding_sizes(module: nn.Module, layer_types: dict[str, str]) -> list[tuple[str, int]]:
     found = []
     for name, sub in module.named_modules():
-        kind = layer_types.get(name) or getattr(sub, "original_name", type(sub).__name__)
+        kinds = (layer_types.get(name), getattr(sub, "original_name", None), type(sub).__name__)  # TorchScript: original_name
         weight = getattr(sub, "weight", None)
-        if kind == "Embedding" and isinstance(weight, torch.Tensor) and weight.ndim == 2:
+        if "Embedding" in kinds and isinstance(weight, torch.Tensor) and weight.ndim == 2:
             found.append((name, int(weight.shape[0])))
     return found
 
