@@ -22,6 +22,7 @@ import torch
 from xai_core import scoring
 from xai_core.attribution.results import Background, GlobalImportance, TabularAttribution
 from xai_core.attribution.shapley import (
+    DEFAULT_N_PERMUTATIONS,
     ModelFunction,
     ShapleySettings,
     make_background,
@@ -148,7 +149,7 @@ def _run_shapley(model, data: TableSet, settings: ShapleySettings, background, p
         source = data.X if background is None else (background.X if isinstance(background, TableSet) else background)
         bg = make_background(source, settings.baseline, settings.n_background, seed=settings.seed or 0)
     return shapley_values(
-        model_output_fn(model), data.X, bg, method=settings.estimator, n_permutations=settings.n_permutations or 0,
+        model_output_fn(model), data.X, bg, method=settings.estimator, n_permutations=settings.n_permutations or DEFAULT_N_PERMUTATIONS,
         seed=settings.seed or 0, progress=progress, output_names=output_names(model), chunk_size=settings.chunk_size,
         target_relative_se=settings.target_relative_se,
     )
