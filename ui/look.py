@@ -62,7 +62,7 @@ def figure(fig: go.Figure, how_to_read: str | None = None, key: str | None = Non
 
 
 def table_download(frame: pd.DataFrame, name: str, label: str = "CSV") -> None:
-    st.download_button(label.lstrip("⬇ "), frame.to_csv(index=False).encode(), file_name=f"{name}.csv", mime="text/csv",
+    st.download_button(label, frame.to_csv(index=False).encode(), file_name=f"{name}.csv", mime="text/csv",
                        key=f"dl-{name}", icon=ICON_DOWNLOAD)
 
 

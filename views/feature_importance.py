@@ -136,7 +136,7 @@ def show(selection: state.Selection) -> None:
     if sampling:
         st.caption(sampling)
     for note in result.notes:
-        st.caption("ℹ️ " + note)
+        st.caption(":material/info: " + note)
     table_download(result.to_frame(output_index=None), "shap_values", "SHAP values (CSV)")
 
     deletion_spec, permutation_spec = METHODS["deletion"], METHODS["permutation"]
