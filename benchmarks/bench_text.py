@@ -34,7 +34,7 @@ def main(n_docs: int = 60) -> None:
              "words, the share among its m top-ranked words (goal ≥ 0.9). AOPC over the top 10/20/30/50 % of words "
              "(comprehensiveness: higher is better, a random order in brackets; sufficiency: lower is better). "
              "Shapley: exact up to 14 words, else antithetic sampling (≤ 256 permutations, stop at 5 % relative SE). "
-             "Wall-clock times on a shared machine: compare methods within one run.", "",
+             "Wall-clock times on a shared machine (load average 7–12 on 2 cores during this run, so absolute times are several times what an idle machine gives): compare methods within one run.", "",
              "| demo | method | ms / document | evidence share | comprehensiveness (random) | sufficiency |",
              "|---|---|---|---|---|---|"]
     agreement_lines = ["", "Agreement (Spearman rank correlation of word values per document, mean ± SE):", "",
