@@ -336,3 +336,26 @@ def test_torchscript_text_model_runs_perturbation_methods_and_refuses_gradient_o
         explain_text(model, DOCS[:1], "integrated_gradients")
     with pytest.raises(XaiError, match="has only"):
         load_model(buffer.getvalue(), "bag_scripted.pt", sidecar=sidecar(vocab=VOCAB + ["x", "y"], input_kind="text"))
+
+
+class _RefusesZeros(nn.Module):
+    """Fails on an all-zero batch (what an image/tabular check would send); PAD here is id 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(len(VOCAB), 3)
+        self.head = nn.Linear(3, 2)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if bool((ids == 0).all()):
+            raise ValueError("got zeros, not PAD ids")
+        return self.head(self.embedding(ids).sum(dim=1))
+
+
+def test_the_check_forward_pass_feeds_int64_pad_ids():
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(_RefusesZeros().eval()), buffer)
+    vocab = [UNK, PAD, *WORDS]  # PAD is id 1
+    model = load_model(buffer.getvalue(), "pad.pt", sidecar=sidecar(vocab=vocab, input_kind="text"))
+    assert model.info.tokenizer.pad_id == 1
+    assert model.info.example_input(2).dtype == torch.int64 and model.info.example_input(2).eq(1).all()
