@@ -9,6 +9,7 @@ Run: `python benchmarks/bench_quantization.py`.
 from __future__ import annotations
 
 import io
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,7 +43,8 @@ def page_comparison(model, data, background) -> tuple[float, float, dict[str, fl
         outcome = try_compare_variant(context, spec)
         if isinstance(outcome, VariantResult):
             per_variant[outcome.label] = outcome.seconds
-            parts.update({f"{outcome.label}: {step}": seconds for step, seconds in outcome.step_seconds.items()})
+            parts.update({(f"fp32's side: {step}" if step.startswith("fp32") else f"{outcome.label}: {step}"): seconds
+                          for step, seconds in outcome.step_seconds.items()})
     page_seconds = time.perf_counter() - start
     start = time.perf_counter()
     bits_curve_for(context)
@@ -117,7 +119,10 @@ def wide_mlp() -> tuple:
 
 def main() -> None:
     torch.manual_seed(0)
-    lines = ["## Quantization (`benchmarks/bench_quantization.py`)", "", f"Machine: {machine()}", "",
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    lines = ["## Quantization (`benchmarks/bench_quantization.py`)", "",
+             f"Machine: {machine()}; load average {load:.1f} when it started (other jobs share these cores: every "
+             "time below is inflated by them, ratios within one run much less)", "",
              "fp32 and every variant run on the same inputs; speedup = fp32 time / variant time, medians over rounds in "
              "which the variant and fp32 run one after the other — each variant (or group of variants running the same "
              "kernels) in a run of its own, so that each can be computed and cached on its own, and its speedup is a "

@@ -445,7 +445,8 @@ def test_image_comparison_reports_every_number(demo):
     assert w2.drift["Grad-CAM rank correlation"] < fp16.drift["Grad-CAM rank correlation"]
     assert "twin" in int8.drift_method and "occlusion" in int8.drift_method
     assert "occlusion rank correlation" in int8.drift
-    assert set(int8.step_seconds) == {"building", "answering", "timing", "explaining"}  # the benchmark's breakdown
+    # The benchmark's breakdown: fp32's occlusion, computed for the first real int8 variant, is counted apart.
+    assert set(int8.step_seconds) == {"building", "answering", "timing", "explaining", "fp32 occlusion"}
     assert comparison.seconds >= sum(r.seconds for r in comparison.results)
     assert set(comparison.drift_variants) == {"fp16", "w2 per-tensor", "int8 static"}
     assert comparison.drift_variants["fp16"].shape == (4, 64, 64)
