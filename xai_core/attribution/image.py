@@ -20,6 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from xai_core.attribution.transformer import (GridLayout, attention_rollout, count_attention_sites, global_attention,
+                                              gradient_weighted_rollout, grid_layout, instrument_attention,
+                                              no_attention_reason, patch_relevance, recorded_attention,
+                                              token_grid)
 from xai_core.datasets import images_to_tensor
 from xai_core.errors import XaiError
 from xai_core.model import LoadedModel, output_scores
@@ -39,8 +43,9 @@ class _CopyPool:
     goes back with exactly the hooks it was made with (those a call added are removed, the model's own are kept).
     """
 
-    def __init__(self, keep: int = 4, max_models: int = 8):
+    def __init__(self, keep: int = 4, max_models: int = 8, prepare: Callable[[nn.Module], object] | None = None):
         self._free: collections.OrderedDict[tuple, list[nn.Module]] = collections.OrderedDict()
+        self._prepare = prepare  # applied once to each new copy (e.g. routing attention through probes)
         self._lock = threading.Lock()
         self._keep = keep
         self._max_models = max_models  # idle copies of the least recently explained models beyond this are dropped
@@ -56,6 +61,8 @@ class _CopyPool:
             lent = free.pop() if free else None
         if lent is None:
             module = _private_copy(model.module)
+            if self._prepare is not None:
+                self._prepare(module)
             lent = (module, hook_snapshot(module))
         module, hooks = lent
         try:
@@ -84,47 +91,126 @@ def _private_copy(module: nn.Module) -> nn.Module:
 
 
 _POOL = _CopyPool()
+_ATTENTION_POOL = _CopyPool(keep=2, prepare=instrument_attention)  # copies whose attention maps pass probes
 
 
 # ---------------------------------------------------------------------------------------- layers
 
 
-def spatial_layers(model: LoadedModel) -> list[tuple[str, tuple[int, ...]]]:
-    """(name, output shape) of every submodule whose output is a spatial map (C, h, w) with h, w > 1, in forward order."""
+@dataclass(frozen=True)
+class SpatialLayer:
+    """A layer whose output lies on the image: a channels-first or channels-last map, or patch tokens."""
+
+    name: str
+    layout: GridLayout
+    type_name: str  # the layer's original class name, e.g. 'LayerNorm'
+    gets_gradient: bool  # does the class score reach its grid (not only extra tokens)? Checked on token layouts only
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, h, w) as layer methods see it."""
+        return self.layout.shape
+
+
+_LAYERS: collections.OrderedDict[tuple, list[SpatialLayer]] = collections.OrderedDict()
+_LAYERS_LOCK = threading.Lock()
+
+
+def layer_catalogue(model: LoadedModel) -> list[SpatialLayer]:
+    """Every submodule whose output lies on the image, in forward order (found once per model, then cached).
+
+    One forward pass on a batch of 2 (so batch-first outputs are told from sequence-first ones) records each output's
+    layout; for token and channels-last layouts one backward pass from the top class score says whether the grid gets
+    any gradient (in a ViT, layers after the last attention only pass the class token on, so their patch tokens get none).
+    """
     if not model.supports_layer_methods:
         return []
-    found: list[tuple[str, tuple[int, ...]]] = []
+    key = (model.sha256, id(model.module), tuple(model.info.input_shape))
+    with _LAYERS_LOCK:
+        if key in _LAYERS:
+            _LAYERS.move_to_end(key)
+            return _LAYERS[key]
+    image_size = model.info.image_size
+    found: dict[str, tuple[GridLayout, torch.Tensor]] = {}
+    types: dict[str, str] = {}
     with _POOL.borrow(model) as module:
         def record(name):
-            def hook(_m, _i, output):
-                if isinstance(output, torch.Tensor) and output.ndim == 4 and output.shape[2] > 1 and output.shape[3] > 1:
-                    found.append((name, tuple(output.shape[1:])))
+            def hook(sub, _inputs, output):
+                if name in found or not isinstance(output, torch.Tensor) or output.shape[:1] != (2,):
+                    return
+                types[name] = model.layer_types.get(name) or type(sub).__name__
+                layout = grid_layout(tuple(output.shape), image_size, types[name])
+                if layout is not None:
+                    found[name] = (layout, output)
             return hook
 
         for name, sub in module.named_modules():
             if name:
                 sub.register_forward_hook(record(name))
-        with torch.no_grad():
-            module(torch.zeros((1, *model.info.input_shape)))
-    seen, ordered = set(), []
-    for name, shape in found:
-        if name not in seen:
-            seen.add(name)
-            ordered.append((name, shape))
-    return ordered
+        x = torch.randn((2, *model.info.input_shape), generator=torch.Generator().manual_seed(0))
+        with torch.enable_grad():
+            out = module(x.requires_grad_(True))
+            gradients = _grid_gradients(out, found)
+    layers = [SpatialLayer(name, layout, types[name], gradients.get(name, True)) for name, (layout, _) in found.items()]
+    with _LAYERS_LOCK:
+        _LAYERS[key] = layers
+        while len(_LAYERS) > 32:
+            _LAYERS.popitem(last=False)
+    return layers
+
+
+def _grid_gradients(out: torch.Tensor, found: dict[str, tuple[GridLayout, torch.Tensor]]) -> dict[str, bool]:
+    """For token and channels-last layers: does the top class score have a non-zero gradient on the grid?"""
+    names = [n for n, (layout, t) in found.items() if layout.kind != "channels_first" and t.requires_grad]
+    if not names or not out.requires_grad:
+        return {}
+    score = out.reshape(len(out), -1).max(dim=1).values.sum()
+    grads = torch.autograd.grad(score, [found[n][1] for n in names], allow_unused=True)
+    return {n: g is not None and bool(found[n][0].to_grid(g).abs().amax() > 0) for n, g in zip(names, grads)}
+
+
+def spatial_layers(model: LoadedModel) -> list[tuple[str, tuple[int, ...]]]:
+    """(name, (C, h, w)) of every layer whose output lies on the image, in forward order; token outputs as their grid."""
+    return [(layer.name, layer.shape) for layer in layer_catalogue(model)]
 
 
 def default_layer(model: LoadedModel) -> str:
-    """The last layer with a spatial output that is not inside another such layer's output (Grad-CAM's usual choice)."""
-    layers = spatial_layers(model)
+    """Grad-CAM's usual choice: for a CNN, the last spatial layer that is not inside another such layer's output; for
+    a transformer, the last block's input norm (the last token layer whose patch tokens the class score reaches)."""
+    layers = layer_catalogue(model)
     if not layers:
         raise XaiError("This model has no layer with a spatial output, so Grad-CAM has nothing to weight. "
                        "Use Integrated Gradients, Saliency or Occlusion.")
+    cnn = [layer for layer in layers if layer.layout.kind == "channels_first"]
+    tokens = [layer for layer in layers if layer.layout.kind != "channels_first" and layer.gets_gradient]
+    transformer = _has_attention_module(model)
+    if tokens and (transformer or not cnn):
+        return _block_input_norm(tokens, layers) or tokens[-1].name
+    if not cnn:
+        raise XaiError("No layer of this model has a spatial output that the class score reaches, so Grad-CAM has "
+                       "nothing to weight. Use Integrated Gradients, Saliency or Occlusion.")
     # Prefer the outermost module among those that finish last (e.g. 'layer3' over 'layer3.1.relu').
-    last = layers[-1]
-    candidates = [name for name, shape in layers if shape == last[1]]
+    last = cnn[-1]
+    candidates = [layer.name for layer in cnn if layer.shape == last.shape]
     top_level = [n for n in candidates if not any(n.startswith(other + ".") for other in candidates if other != n)]
-    return min(top_level, key=lambda n: n.count(".")) if top_level else last[0]
+    return min(top_level, key=lambda n: n.count(".")) if top_level else last.name
+
+
+def _has_attention_module(model: LoadedModel) -> bool:
+    """Is any layer an attention layer (by its original class name: MultiheadAttention, ShiftedWindowAttention…)?"""
+    names = list(model.layer_types.values()) + [type(m).__name__ for m in model.module.modules()]
+    return any("attention" in name.lower() for name in names)
+
+
+def _block_input_norm(tokens: list[SpatialLayer], layers: list[SpatialLayer]) -> str | None:
+    """The last norm layer that is the first layer of its block to run (ViT's `ln_1`, Swin's `norm1`) and whose grid
+    the class score reaches: the tokens just before the last attention that sees the patches."""
+    first_of_parent: dict[str, str] = {}
+    for layer in layers:
+        first_of_parent.setdefault(layer.name.rpartition(".")[0], layer.name)
+    norms = [layer.name for layer in tokens if "Norm" in layer.type_name
+             and first_of_parent.get(layer.name.rpartition(".")[0]) == layer.name]
+    return norms[-1] if norms else None
 
 
 # ---------------------------------------------------------------------------------------- methods
@@ -139,6 +225,7 @@ class ImageMethod:
     signed: bool = False  # maps may be negative (evidence against the class)
     run: Callable = None  # (module, x, target, layer_module, options) -> (n, H, W)
     single_pass: bool = False  # one forward pass: the predictions are read from it instead of a pass of their own
+    needs_attention: bool = False  # reads attention maps: runs on a copy whose attention passes probes
 
 
 _PERTURBATION = ("occlusion", "lime")  # methods that only run the model forward (no gradients)
@@ -229,6 +316,55 @@ def _lime(module, x, target, layer, options):
     return torch.cat(maps)
 
 
+def _attention_rollout(module, x, target, layer, options):
+    return _rollout(module, x, target, gradient_weighted=False)
+
+
+def _gradient_weighted_rollout(module, x, target, layer, options):
+    return _rollout(module, x, target, gradient_weighted=True)
+
+
+def _rollout(module, x, target, gradient_weighted: bool):
+    """One forward pass recording every attention map, then (gradient-weighted) rollout read at the patch tokens."""
+    out, maps, attentions, extra, grid = _attention_pass(module, x, differentiable=gradient_weighted)
+    if gradient_weighted:
+        score = out.gather(1, target[:, None]).sum()
+        grads = torch.autograd.grad(score, maps, allow_unused=True)
+        grads = global_attention([torch.zeros_like(a) if g is None else g for a, g in zip(maps, grads)], len(x))
+        relevance = gradient_weighted_rollout([a.detach() for a in attentions], grads)
+    else:
+        relevance = attention_rollout([a.detach() for a in attentions])
+    return _upsample(patch_relevance(relevance, extra, grid)[:, None], x)[:, 0]
+
+
+def _attention_pass(module, x, differentiable: bool):
+    """Run `module` (an attention-probed copy) on `x`, recording its attention maps.
+
+    Returns (output, maps as recorded, maps as (N, heads, T, T), extra tokens, patch grid); raises `XaiError` when no
+    global self-attention over a grid of patches was recorded.
+    """
+    with torch.set_grad_enabled(differentiable), recorded_attention(module, differentiable) as maps:
+        out = module(x.requires_grad_(differentiable))
+    if not maps and not differentiable:
+        # Some layers (nn.TransformerEncoderLayer) take a fused kernel without gradients, skipping the probed attention.
+        with torch.enable_grad(), recorded_attention(module) as maps:
+            out = module(x.requires_grad_(True))
+    if not maps:
+        raise XaiError(no_attention_reason(module))
+    attentions = global_attention(maps, len(x))
+    found = token_grid(attentions[0].shape[-1], tuple(x.shape[-2:]))
+    if found is None:
+        raise XaiError(f"This model's attention runs over {attentions[0].shape[-1]} tokens, which do not form a grid of "
+                       f"patches of the {x.shape[-2]}×{x.shape[-1]} image, so its rollout cannot be drawn on the image.")
+    return out, maps, attentions, found[0], found[1]
+
+
+def _upsample(maps: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    from captum.attr import LayerAttribution
+
+    return LayerAttribution.interpolate(maps, tuple(x.shape[-2:]), interpolate_mode="bilinear")
+
+
 @contextlib.contextmanager
 def _seeded(seed: int):
     with torch.random.fork_rng(devices=[]):
@@ -250,9 +386,43 @@ METHODS: dict[str, ImageMethod] = {m.key: m for m in (
                 "(model-agnostic; resolution = the window).", signed=True, run=_occlusion),
     ImageMethod("lime", "LIME (superpixels)", "A linear model of the class score on superpixels present/absent: "
                 "each region's weight (model-agnostic, sampled).", signed=True, run=_lime),
+    ImageMethod("attention_rollout", "Attention rollout", "How much each patch flows into the class token through "
+                "the attention of every block (heads averaged, half of each step kept for the residual path; not "
+                "class-specific: every class gets the same map).", run=_attention_rollout, single_pass=True,
+                needs_attention=True),
+    ImageMethod("gradient_rollout", "Gradient-weighted attention", "Attention weighted by its gradient for this "
+                "class, positive parts only, accumulated over the blocks with the identity for the residual path "
+                "(Chefer et al. 2021; class-specific).", run=_gradient_weighted_rollout, single_pass=True,
+                needs_attention=True),
 )}
 
 _OCCLUSION_WRAP = {"occlusion", "lime"}  # perturbation methods explain probabilities, not logits
+
+
+class _GridProbe(nn.Module):
+    """Identity on a token or channels-last layer's output seen as a channels-first grid: layer methods hook this."""
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        return grid
+
+
+@contextlib.contextmanager
+def _grid_view(layer: nn.Module, layout: GridLayout):
+    """Yield a probe module whose output is `layer`'s output as an (N, C, h, w) grid, for Captum to hook.
+
+    A forward hook on `layer` (a pooled private copy's) sends its output through the probe and back to its own layout,
+    so the rest of the model runs unchanged and gradients reach the grid through the probe.
+    """
+    probe = _GridProbe()
+
+    def hook(_module, _inputs, output):
+        return layout.from_grid(probe(layout.to_grid(output)), output)
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        yield probe
+    finally:
+        handle.remove()
 
 
 class _Recorder(nn.Module):
@@ -333,7 +503,7 @@ def explain_batch(
     if not model.autograd and spec.key not in _PERTURBATION:
         raise XaiError(f"{spec.name} needs gradients, and a real int8 model has none. Explain its fake-quant twin "
                        "(the same int8 weights, simulated), or use Occlusion or LIME, which only run the model.")
-    if spec.needs_layer and not model.supports_layer_methods:
+    if (spec.needs_layer or spec.needs_attention) and not model.supports_layer_methods:
         raise XaiError(f"{spec.name} needs to hook a layer, and TorchScript hides its layers from hooks. Export the model "
                        "with torch.export to .pt2, or upload its state_dict with the torchvision architecture. "
                        "Integrated Gradients, Saliency, Occlusion and LIME work on this model.")
@@ -344,19 +514,23 @@ def explain_batch(
         raise XaiError(f"Targets must be {n} class indices between 0 and {model.info.n_outputs - 1}.")
     probabilities = None if spec.single_pass else model.predict_proba(x_all, batch_size=64)
     target_arr = given if given is not None or probabilities is None else probabilities.argmax(axis=1)
-    layer_name = None
+    layer_name, layout = None, None
     if spec.needs_layer:
         layer_name = layer or default_layer(model)
+        layout = next((entry.layout for entry in layer_catalogue(model) if entry.name == layer_name), None)
     options = {"mean": model.info.mean, "std": model.info.std, **options}
     maps = []
     notes: list[str] = []
-    with _POOL.borrow(model) as module:
+    pool = _ATTENTION_POOL if spec.needs_attention else _POOL
+    with pool.borrow(model) as module, contextlib.ExitStack() as stack:
         layer_module = None
         if layer_name is not None:
             try:
                 layer_module = module.get_submodule(layer_name)
             except AttributeError:
                 raise XaiError(f"The model has no layer named {layer_name!r}.") from None
+            if layout is not None and layout.kind != "channels_first":
+                layer_module = stack.enter_context(_grid_view(layer_module, layout))
         if spec.key == "guided_grad_cam" and not any(isinstance(m, nn.ReLU) for m in module.modules()):
             notes.append("This model has no nn.ReLU modules for guided backpropagation to override, so Guided "
                          "Grad-CAM here is plain gradient × Grad-CAM.")
@@ -388,6 +562,71 @@ def explain_batch(
         layer=layer_name, targets=target_arr, predicted=predicted, probabilities=probabilities,
         settings=settings, notes=notes,
     )
+
+
+@dataclass(frozen=True)
+class AttentionSupport:
+    """Can attention methods explain this model, and over what: blocks, tokens, extra tokens and the patch grid."""
+
+    reason: str | None  # why not, in words for the user; None when they can
+    blocks: int = 0
+    tokens: int = 0
+    extra_tokens: int = 0
+    grid: tuple[int, int] = (0, 0)
+
+    @property
+    def available(self) -> bool:
+        return self.reason is None
+
+    def describe(self) -> str:
+        """What rollout assumes here, e.g. '12 blocks over 1 + 14×14 tokens; the first token is read as the output'."""
+        if not self.available:
+            return self.reason
+        read = ("the map is the first (class) token's row" if self.extra_tokens else
+                "no class token: the map averages every token's row (the output pools them)")
+        extra = f"{self.extra_tokens} + " if self.extra_tokens else ""
+        return f"{self.blocks} attention blocks over {extra}{self.grid[0]}×{self.grid[1]} tokens; {read}."
+
+
+_ATTENTION_SUPPORT: collections.OrderedDict[tuple, AttentionSupport] = collections.OrderedDict()
+
+
+def attention_support(model: LoadedModel) -> AttentionSupport:
+    """Whether attention methods work on this model (else why not: the page then hides them), found once per model by
+    recording the attention of two random images on a probed copy."""
+    if model.info.input_kind != "image" or not model.supports_layer_methods:
+        return AttentionSupport("Attention maps are read through hooks, which this model does not support.")
+    key = (model.sha256, id(model.module), tuple(model.info.input_shape))
+    with _LAYERS_LOCK:
+        if key in _ATTENTION_SUPPORT:
+            return _ATTENTION_SUPPORT[key]
+    if not count_attention_sites(model.module):  # no private copy needed to know there is nothing to probe
+        support = AttentionSupport(no_attention_reason(model.module))
+    else:
+        x = torch.randn((2, *model.info.input_shape), generator=torch.Generator().manual_seed(0))
+        with _ATTENTION_POOL.borrow(model) as module:
+            try:
+                _, _, attentions, extra, grid = _attention_pass(module, x, differentiable=False)
+                support = AttentionSupport(None, len(attentions), attentions[0].shape[-1], extra, grid)
+            except XaiError as exc:
+                support = AttentionSupport(str(exc))
+    with _LAYERS_LOCK:
+        _ATTENTION_SUPPORT[key] = support
+        while len(_ATTENTION_SUPPORT) > 32:
+            _ATTENTION_SUPPORT.popitem(last=False)
+    return support
+
+
+def available_methods(model: LoadedModel) -> list[str]:
+    """Keys of the methods that can explain this model: layer methods need hooks, attention methods need attention."""
+    keys = []
+    for key, spec in METHODS.items():
+        if (spec.needs_layer or spec.needs_attention) and not model.supports_layer_methods:
+            continue
+        if spec.needs_attention and not attention_support(model).available:
+            continue
+        keys.append(key)
+    return keys
 
 
 def top_k_probabilities(model: LoadedModel, x: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
