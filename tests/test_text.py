@@ -359,3 +359,19 @@ def test_the_check_forward_pass_feeds_int64_pad_ids():
     model = load_model(buffer.getvalue(), "pad.pt", sidecar=sidecar(vocab=vocab, input_kind="text"))
     assert model.info.tokenizer.pad_id == 1
     assert model.info.example_input(2).dtype == torch.int64 and model.info.example_input(2).eq(1).all()
+
+
+def test_highlighted_text_escapes_every_character_and_greys_the_unseen_tail(linear):
+    import html
+    import re
+
+    from xai_core.viz.text import word_highlight_html
+
+    _, model = linear
+    text = "<img src=x onerror=alert(1)> good & bad " + "film " * 12
+    result = explain_text(model, [text], "occlusion")
+    markup = word_highlight_html(result, 0)
+    assert "<img" not in markup and "    assert "<img" not in markup and "&lt;img" in markuplt;" in markup and "    assert "<img" not in markup and "&lt;img" in markupgt;" in markup
+    assert html.unescape(re.sub(r"<[^>]+>", "", markup)) == text  # only the page's own tags are markup
+    assert "color:#9aa5b1" in markup  # the words past max_length are shown, greyed
+    assert markup.count("<span title=") == L  # one coloured span per word the model sees
