@@ -368,10 +368,10 @@ def test_highlighted_text_escapes_every_character_and_greys_the_unseen_tail(line
     from xai_core.viz.text import word_highlight_html
 
     _, model = linear
-    text = "<img src=x onerror=alert(1)> good & bad " + "film " * 12
+    text = "<img src=x onerror=alert(1)> good & bad " + "film " * 12 + "<b>tail</b>"
     result = explain_text(model, [text], "occlusion")
     markup = word_highlight_html(result, 0)
-    assert "<img" not in markup and "&lt;" in markup and "&gt;" in markup
+    assert "<img" not in markup and "<b>" not in markup and "&lt;" in markup and "&gt;" in markup
     assert html.unescape(re.sub(r"<[^>]+>", "", markup)) == text  # only the page's own tags are markup
     assert "color:#9aa5b1" in markup  # the words past max_length are shown, greyed
     assert markup.count("<span title=") == L  # one coloured span per word the model sees
