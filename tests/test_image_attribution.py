@@ -123,6 +123,10 @@ def test_default_layer_is_the_last_spatial_one(region_model):
 def test_every_method_runs_and_leaves_the_shared_model_untouched(region_model, images):
     before = {k: v.clone() for k, v in region_model.module.state_dict().items()}
     for method in METHODS:
+        if METHODS[method].needs_attention:  # a CNN has no attention: refused with a reason, nothing hooked
+            with pytest.raises(XaiError, match="attention"):
+                explain_batch(region_model, images[:2], method)
+            continue
         result = explain_batch(region_model, images[:2], method, n_samples=40, n_steps=8)
         assert result.maps.shape == (2, SIZE, SIZE) and np.isfinite(result.maps).all(), method
     for name, sub in region_model.module.named_modules():
