@@ -117,7 +117,7 @@ def show(selection: state.Selection) -> None:
                               f"{result.method_name} for '{info.class_names[target]}'", colormap, opacity),
                METHODS[method].how_to_read + " " + assumes(method, result.layer, dict(options)), key="ie_overlay")
         for note in result.notes:
-            st.caption("ℹ️ " + note)
+            st.caption(":material/info: " + note)
         d = st.columns(2)
         d[0].download_button("Overlay (PNG)", png_bytes(overlay(data.images[index], attribution, result.signed, colormap, opacity)),
                              file_name=f"{method}_{index}.png", mime="image/png", key="ie_dl_png", icon=":material/download:")

@@ -18,7 +18,7 @@ page_header("Quantization", "What changes when this model's weights are stored i
 
 BY_LABEL = {spec.label: spec for spec in catalogue()}
 LARGE_BATCHES = [32, 64, 128, 256, 512]
-VERDICT = {"warning": lambda text: st.warning(text, icon="🐢"), "info": lambda text: st.info(text, icon="ℹ️"),
+VERDICT = {"warning": lambda text: st.warning(text, icon=":material/hourglass_bottom:"), "info": lambda text: st.info(text, icon=":material/info:"),
            "caption": st.caption}
 
 
@@ -91,7 +91,7 @@ def show(selection: state.Selection) -> None:
     settings = ComparisonSettings(batch_sizes=batch_sizes, n_drift=12)
     context, comparison = compute(selection, specs, settings)
     for label, why in comparison.errors.items():
-        st.warning(f"**{label}** could not be built: {why}", icon="⚠️")
+        st.warning(f"**{label}** could not be built: {why}", icon=":material/warning:")
 
     unit = "images" if isinstance(data, ImageSet) else "rows" if isinstance(data, TableSet) else "inputs"
     card("Trade-offs", f"Each variant against fp32 on the same {comparison.n_rows} {unit} "
@@ -112,7 +112,7 @@ def show(selection: state.Selection) -> None:
         **{c: st.column_config.NumberColumn(format="%.2f") for c in frame.columns
            if "ms" in c or "speedup" in c or "ratio" in c},
     })
-    table_download(frame, "quantization_comparison", "⬇ comparison (CSV)")
+    table_download(frame, "quantization_comparison", "Comparison (CSV)")
     with st.expander("How each variant was built"):
         for r in comparison.results[1:]:
             st.markdown(f"**{r.label}** — " + " ".join(r.notes))
@@ -124,14 +124,14 @@ def show(selection: state.Selection) -> None:
         figure(bits_curve_figure(curve, comparison.score_name, comparison.task),
                "Solid: score against the labels; dotted: agreement with fp32. Per channel keeps one scale per output "
                "channel, per tensor one for the whole layer.", key="q_bits", download_name="bits_curve")
-        table_download(curve, "bits_curve", "⬇ bits curve (CSV)")
+        table_download(curve, "bits_curve", "Bits curve (CSV)")
     with right:
         card("Explanation drift", "Does the quantized model look at the same evidence as fp32?")
         reference = comparison.drift_reference
         if reference is None:
             st.caption("Explanation drift is measured for image and tabular models.")
         elif reference.note:
-            st.info(reference.note, icon="ℹ️")
+            st.info(reference.note, icon=":material/info:")
         if any(r.drift for r in comparison.results):
             figure(drift_summary_figure(comparison), "Rank correlation: Spearman's ρ between fp32's and the variant's "
                    "attributions, averaged over the explained inputs. Overlap: the share of fp32's top evidence the "
