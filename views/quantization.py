@@ -49,9 +49,8 @@ def cached_variant(model_sha: str, data_key: str, settings: ComparisonSettings, 
 
 
 @st.cache_data(max_entries=16, show_spinner="Rounding the weights to 8, 6, 4, 3 and 2 bits…")
-def cached_bits_curve(model_sha: str, data_key: str, max_rows: int, seed: int, _context):
-    """Computed after the comparison is on screen, so the main answer does not wait for it. Only the compared rows
-    (`max_rows`, `seed`) change it: other settings (batch sizes) reuse it."""
+def cached_bits_curve(model_sha: str, data_key: str, settings: ComparisonSettings, _context):
+    """Computed after the comparison is on screen, so the main answer does not wait for it."""
     return bits_curve_for(_context)
 
 
@@ -121,7 +120,7 @@ def show(selection: state.Selection) -> None:
     left, right = st.columns([3, 2], gap="large")
     with left:
         card("Bits curve", "Weight-only quantization from 8 down to 2 bits: where does the model break?")
-        curve = cached_bits_curve(model.sha256, selection.data_key, settings.max_rows, settings.seed, context)
+        curve = cached_bits_curve(model.sha256, selection.data_key, settings, context)
         figure(bits_curve_figure(curve, comparison.score_name, comparison.task),
                "Solid: score against the labels; dotted: agreement with fp32. Per channel keeps one scale per output "
                "channel, per tensor one for the whole layer.", key="q_bits", download_name="bits_curve")
