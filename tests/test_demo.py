@@ -92,7 +92,7 @@ def independent_labels_and_predictions(key, module):
 
 
 # Demos whose assets this module reads independently (images in class-folder zips, tables in CSV files).
-SCORED_DEMOS = [k for k in ("shapes", "digits", "breast_cancer", "wine", "diabetes") if k in DEMOS]
+SCORED_DEMOS = [k for k in ("shapes", "shapes_vit", "digits", "breast_cancer", "wine", "diabetes") if k in DEMOS]
 
 
 @pytest.mark.parametrize("key", SCORED_DEMOS)

@@ -33,6 +33,8 @@ DEMOS: dict[str, Demo] = {
     for d in (
         Demo("shapes", "Shapes (image, 64×64 scenes, CNN)", "shapes.pt2", "shapes_test.zip",
              masks_file="shapes_masks.npz"),
+        Demo("shapes_vit", "Shapes (image, 64×64 scenes, Vision Transformer)", "shapes_vit.pt2", "shapes_test.zip",
+             masks_file="shapes_masks.npz"),
         Demo("digits", "Handwritten digits (image, 32×32, CNN)", "digits.pt2", "digits_test.zip"),
         Demo("breast_cancer", "Breast cancer (table, binary classifier)", "breast_cancer.pt2",
              "breast_cancer_test.csv", train_file="breast_cancer_train.csv"),

@@ -146,7 +146,7 @@ class TabularMLP(nn.Module):
 def shapes_vit(n_classes: int, width: int = 64, depth: int = 3, heads: int = 4) -> nn.Module:
     """A small Vision Transformer for 64×64 RGB: torchvision's `VisionTransformer` with a convolutional stem.
 
-    The stem (3×3 convolutions of stride 2 with 16/32/64 channels, BatchNorm, ReLU, then a 1×1 projection to the
+    The stem (3×3 convolutions with 16/32/64/64 channels and strides 2/2/1/2, BatchNorm, ReLU, then a 1×1 projection to the
     width: "Early convolutions help transformers see better", Xiao et al. 2021) turns the image into an 8×8 grid of
     tokens, one per 8×8-pixel patch; a class token is prepended, learned position embeddings added, and `depth`
     pre-norm blocks of `heads`-head self-attention and an MLP (2 × width) run over the 65 tokens; the head reads the
@@ -155,6 +155,6 @@ def shapes_vit(n_classes: int, width: int = 64, depth: int = 3, heads: int = 4) 
     """
     from torchvision.models.vision_transformer import ConvStemConfig, VisionTransformer
 
-    stem = [ConvStemConfig(16, 3, 2), ConvStemConfig(32, 3, 2), ConvStemConfig(64, 3, 2)]
+    stem = [ConvStemConfig(16, 3, 2), ConvStemConfig(32, 3, 2), ConvStemConfig(64, 3, 1), ConvStemConfig(64, 3, 2)]
     return VisionTransformer(image_size=64, patch_size=8, num_layers=depth, num_heads=heads, hidden_dim=width,
                              mlp_dim=2 * width, num_classes=n_classes, conv_stem_configs=stem)

@@ -273,7 +273,7 @@ def train_shapes(out: Path, n_train: int = 6000, n_test: int = 400, epochs: int 
     return DemoResult(name, "accuracy", accuracy, 0.95, time.perf_counter() - started, files)
 
 
-def train_shapes_vit(out: Path, n_train: int = 8000, epochs: int = 20, threshold: float = 0.95) -> DemoResult:
+def train_shapes_vit(out: Path, n_train: int = 8000, epochs: int = 30, threshold: float = 0.95) -> DemoResult:
     """A small Vision Transformer on the shapes scenes; writes its weights, sharing the shapes demo's test data.
 
     The held-out scenes are the shapes demo's own (`shapes_test.zip` and `shapes_masks.npz`, seed 2), written only when
@@ -299,7 +299,7 @@ def train_shapes_vit(out: Path, n_train: int = 8000, epochs: int = 20, threshold
     _fit_classifier(
         model, x_train, torch.from_numpy(train.labels),
         lambda batch, g: _random_dihedral(_to_float_images(batch, mean, std), g),
-        name=name, epochs=epochs, batch_size=64, lr=5e-4, weight_decay=0.05, seed=SEED,
+        name=name, epochs=epochs, batch_size=64, lr=1e-3, weight_decay=0.05, seed=SEED,
     )
     accuracy = float((_predict(model, x_test).argmax(1).numpy() == test.labels).mean())
     log.info("%s: held-out accuracy %.4f on %d fresh scenes", name, accuracy, len(test))
