@@ -3,9 +3,13 @@
 
 import numpy as np
 import pytest
-import torch
 
-from xai_core.attribution.image import attention_support, default_layer, explain_batch, layer_catalogue
+from xai_core.attribution.image import (
+    attention_support,
+    default_layer,
+    explain_batch,
+    layer_catalogue,
+)
 from xai_core.demo import load_demo
 from xai_core.demo.architectures import shapes_vit
 from xai_core.metrics import localisation

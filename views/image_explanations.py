@@ -7,7 +7,8 @@ import io
 import numpy as np
 import streamlit as st
 
-from xai_core.attribution.image import METHODS, default_layer, explain_batch, spatial_layers
+from xai_core.attribution.image import (METHODS, attention_support, available_methods, default_layer, explain_batch,
+                                        layer_catalogue)
 from xai_core.datasets import images_to_tensor
 from xai_core.metrics import faithfulness_curves, localisation, sanity_check
 from xai_core.viz.image import (COLORMAPS, faithfulness_figure, image_figure, overlay, overlay_figure,
@@ -20,7 +21,15 @@ page_header("Image explanations", "Where in the image does the model find its ev
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def cached_layers(model_sha: str, _model):
-    return spatial_layers(_model), default_layer(_model) if _model.supports_layer_methods else None
+    """(name, how its output lies on the image) of every layer layer methods can use, and the default one."""
+    layers = [(layer.name, layer.layout.describe()) for layer in layer_catalogue(_model)]
+    return layers, default_layer(_model) if _model.supports_layer_methods else None
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def cached_methods(model_sha: str, _model):
+    """The methods this model supports, and what attention methods assume on it (or why they are not offered)."""
+    return available_methods(_model), attention_support(_model)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -65,9 +74,12 @@ def method_options(key: str, prefix: str = "") -> tuple:
     return tuple(sorted(options.items()))
 
 
-def assumes(key: str, layer: str | None, options: dict) -> str:
+def assumes(key: str, layer: str | None, options: dict, layers: dict | None = None, attention=None) -> str:
     if METHODS[key].needs_layer:
-        return f"Layer: {layer}."
+        shape = (layers or {}).get(layer)
+        return f"Layer: {layer}" + (f" ({shape}{'; extra tokens dropped' if 'extra' in shape else ''})." if shape else ".")
+    if METHODS[key].needs_attention and attention is not None:
+        return "Assumes " + attention.describe()
     if key == "integrated_gradients":
         return f"Baseline: {options.get('baseline', 'black')} image, {options.get('n_steps', 32)} steps" + (
             ", SmoothGrad." if options.get("smoothgrad") else ".")
@@ -82,10 +94,12 @@ def show(selection: state.Selection) -> None:
     model, data = selection.model, selection.data
     info = model.info
     layers, auto_layer = cached_layers(model.sha256, model)
-    available = [k for k in METHODS if model.supports_layer_methods or not METHODS[k].needs_layer]
+    available, attention = cached_methods(model.sha256, model)
     if not model.supports_layer_methods:
         st.info("This TorchScript model hides its layers from hooks, so Grad-CAM and Guided Grad-CAM are not offered. "
                 "Export it with torch.export (.pt2) for layer methods.")
+    elif not attention.available and any("tokens" in shape or "channels last" in shape for _, shape in layers):
+        st.caption(":material/info: Attention rollout is not offered for this transformer: " + attention.reason)
 
     labels = [f"{i}: {name.rsplit('/', 1)[-1]}" + (f" ({info.class_names[data.labels[i]]})" if data.labels is not None else "")
               for i, name in enumerate(data.names)]
@@ -99,11 +113,13 @@ def show(selection: state.Selection) -> None:
                             key=f"ie_target_{index}")
     layer = None
     c = st.columns([2, 2, 2])
+    shapes = dict(layers)
     if METHODS[method].needs_layer:
         names = [name for name, _ in layers]
-        shapes = dict(layers)
         layer = c[0].selectbox("Layer", names, index=names.index(auto_layer) if auto_layer in names else len(names) - 1,
-                               format_func=lambda n: f"{n} ({'×'.join(map(str, shapes[n]))})", key="ie_layer")
+                               format_func=lambda n: f"{n} ({shapes[n]})", key="ie_layer",
+                               help="Token outputs of transformers are shown as their grid of patches (C×h×w); extra "
+                                    "tokens such as a class token are dropped.")
     colormap = c[1].selectbox("Colour map (unsigned maps)", COLORMAPS, key="ie_cmap")
     opacity = c[2].slider("Heatmap opacity", 0.0, 1.0, 0.6, 0.05, key="ie_opacity")
     options = method_options(method)
@@ -115,7 +131,8 @@ def show(selection: state.Selection) -> None:
     with left:
         figure(overlay_figure(data.images[index], attribution, result.signed,
                               f"{result.method_name} for '{info.class_names[target]}'", colormap, opacity),
-               METHODS[method].how_to_read + " " + assumes(method, result.layer, dict(options)), key="ie_overlay")
+               METHODS[method].how_to_read + " " + assumes(method, result.layer, dict(options), shapes, attention),
+               key="ie_overlay")
         for note in result.notes:
             st.caption(":material/info: " + note)
         d = st.columns(2)
@@ -142,8 +159,9 @@ def show(selection: state.Selection) -> None:
 def compare_methods(selection, index, target, layer, colormap, opacity, available) -> None:
     model, data = selection.model, selection.data
     card("Side by side", "Do different methods agree on where the evidence is?")
-    chosen = st.multiselect("Methods", available, default=[k for k in ("grad_cam", "integrated_gradients", "occlusion")
-                                                             if k in available],
+    preferred = (("grad_cam", "gradient_rollout", "attention_rollout") if "attention_rollout" in available else
+                 ("grad_cam", "integrated_gradients", "occlusion"))
+    chosen = st.multiselect("Methods", available, default=[k for k in preferred if k in available],
                             format_func=lambda k: METHODS[k].name, key="ie_compare")
     if not chosen:
         return
