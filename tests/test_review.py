@@ -74,22 +74,40 @@ def test_wine_numbers_equal_the_pages_calls(wine_review):
     np.testing.assert_array_equal(review.surrogate.tree.predict(X), tree.tree.predict(X))
 
 
-def test_sampled_shapley_values_of_the_first_shard_equal_the_page(tmp_path):
-    """Breast cancer (30 features: the sampler). The sampler seeds a row by its position in the call, so the first
-    shard equals the page's call exactly; a later shard is another sample, within its standard errors."""
+@pytest.mark.parametrize("shard_size", [3, 4])
+def test_sampled_shapley_values_equal_the_page_for_every_row_whatever_the_shards(tmp_path, shard_size):
+    """Breast cancer (30 features: the sampler). Each shard passes its first row's index, so every row of every
+    shard has exactly the page's values (one call on the first rows), for any shard size."""
     model, data, background, source = demo("breast_cancer")
-    review = run_review(model, data, tmp_path, ReviewSettings(analyses=("shap",), shard_size=3, max_rows=5),
+    review = run_review(model, data, tmp_path, ReviewSettings(analyses=("shap",), shard_size=shard_size, max_rows=7),
                         background=background, source=source)
-    page = explain_table(model, data.X.iloc[:5], "shapley", ShapleySettings(), background=background.X)
+    page = explain_table(model, data.X.iloc[:7], "shapley", ShapleySettings(), background=background.X)
     assert review.shap.method == page.method == "antithetic permutation sampling"
-    np.testing.assert_array_equal(review.shap.values[:3], page.values[:3])
-    np.testing.assert_array_equal(review.shap.standard_errors[:3], page.standard_errors[:3])
-    np.testing.assert_array_equal(review.shap.n_permutations_used[:3], page.n_permutations_used[:3])
-    tolerance = 5 * np.hypot(review.shap.standard_errors[3:], page.standard_errors[3:]) + 1e-9
-    assert np.all(np.abs(review.shap.values[3:] - page.values[3:]) <= tolerance)
-    assert not np.array_equal(review.shap.values[3:], page.values[3:])  # the documented difference, so it is noticed
+    assert review.manifest["plan"]["shap"]["n_shards"] == -(-7 // shard_size)
+    np.testing.assert_array_equal(review.shap.values, page.values)
+    np.testing.assert_array_equal(review.shap.standard_errors, page.standard_errors)
+    np.testing.assert_array_equal(review.shap.n_permutations_used, page.n_permutations_used)
+    np.testing.assert_allclose(review.shap.outputs, page.outputs, rtol=1e-5, atol=1e-12)  # batched 3 vs 7 rows
+    # Row 5 explained on its own with its index equals the page's row 5 (and is another sample without it).
+    alone = explain_table(model, data.X.iloc[5:6], "shapley", ShapleySettings(), background=background.X,
+                          row_offset=5)
+    np.testing.assert_array_equal(alone.values[0], page.values[5])
+    as_first = explain_table(model, data.X.iloc[5:6], "shapley", ShapleySettings(), background=background.X)
+    assert not np.array_equal(as_first.values[0], page.values[5])
     assert review.shap.has_standard_errors
-    assert review.evaluation.n_rows == 5
+    assert review.evaluation.n_rows == 7
+
+
+def test_a_review_of_the_earlier_format_is_not_resumed(tmp_path):
+    model, data, background, source = demo("wine")
+    settings = ReviewSettings(analyses=("surrogate",))
+    run_review(model, data, tmp_path, settings, background=background)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["format_version"] = 1
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(XaiError, match="earlier version .*seeded by their place in the shard"):
+        run_review(model, data, tmp_path, settings, background=background)
+    assert load_review(tmp_path).surrogate is not None  # it still opens
 
 
 def test_image_maps_equal_the_gallery_call(tmp_path):

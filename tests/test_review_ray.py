@@ -91,3 +91,23 @@ def test_grad_cam_on_ray_equals_in_process_and_resumes(cluster, tmp_path):
     np.testing.assert_array_equal(got.predicted, want.predicted)
     run = json.loads((tmp_path / "ray" / "manifest.json").read_text())["runs"][-1]
     assert sorted(run["computed"]) == [f"images-{i:05d}" for i in range(3) if i not in stopped]
+
+
+def test_sampled_shapley_on_ray_equals_the_page_for_every_row(cluster, tmp_path):
+    """Breast cancer (30 features: the sampler) on 2 Ray workers with one torch thread each: every row's values are
+    the page's call on the first rows (rows seeded by their index in the data, not by their place in a shard)."""
+    from xai_core.attribution.shapley import ShapleySettings
+    from xai_core.attribution.tabular import explain_table
+
+    source, model = source_and_model("breast_cancer")
+    data, background = load_demo_data("breast_cancer", model), load_demo_data("breast_cancer", model, split="train")
+    page = explain_table(model, data.X.iloc[:6], "shapley", ShapleySettings(), background=background.X)
+    for shard_size in (4, 5):
+        settings = ReviewSettings(analyses=("shap",), shard_size=shard_size, max_rows=6)
+        on_ray = run_review(model, data, tmp_path / f"ray{shard_size}", settings, background=background,
+                            source=source, ray_address="auto", ray_workers=2)
+        assert on_ray.complete and on_ray.shap.method == "antithetic permutation sampling"
+        assert on_ray.manifest["runs"][-1]["runner"] == "ray (auto)"
+        np.testing.assert_array_equal(on_ray.shap.n_permutations_used, page.n_permutations_used)
+        np.testing.assert_allclose(on_ray.shap.values, page.values, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(on_ray.shap.standard_errors, page.standard_errors, rtol=1e-5, atol=1e-9)

@@ -265,6 +265,44 @@ def test_sampler_is_reproducible_and_row_independent():
     assert a.settings.n_permutations == 64 and a.settings.seed == 4
 
 
+def test_row_offset_seeds_each_row_by_its_index_in_the_dataset():
+    # A slice explained with row_offset = its first row's index gives exactly the whole table's values for those rows
+    # (sampling stops included); without the offset it is another sample of the same rows.
+    f = saturated_score
+    rng = np.random.default_rng(2)
+    data = rng.normal(size=(40, 18))
+    bg = make_background(data)
+    X = data[:7]
+    whole = shapley_values(f, X, bg, n_permutations=512, target_relative_se=0.05, seed=3)
+    for start, stop in ((0, 3), (3, 7), (5, 6), (2, 7)):
+        part = shapley_values(f, X[start:stop], bg, n_permutations=512, target_relative_se=0.05, seed=3,
+                              row_offset=start)
+        np.testing.assert_array_equal(part.values, whole.values[start:stop])
+        np.testing.assert_array_equal(part.standard_errors, whole.standard_errors[start:stop])
+        np.testing.assert_array_equal(part.n_permutations_used, whole.n_permutations_used[start:stop])
+    unshifted = shapley_values(f, X[3:7], bg, n_permutations=512, target_relative_se=0.05, seed=3)
+    assert not np.array_equal(unshifted.values, whole.values[3:7])
+    # Row 3's stream is default_rng([seed, 3]): its first 2 permutations and their reverses, walked by hand.
+    one = shapley_values(f, X[3:4], bg, n_permutations=4, target_relative_se=None, seed=3, row_offset=3)
+    perms = np.random.default_rng([3, 3]).permuted(np.broadcast_to(np.arange(18), (2, 18)), axis=1)
+    x, b = X[3].astype(np.float32), bg.rows[0].astype(np.float32)
+    phi = np.zeros(18)
+    for order in (*perms, *perms[:, ::-1]):
+        z = b.copy()
+        for i in order:
+            before = f(z[None])[0, 0]
+            z[i] = x[i]
+            phi[i] += (f(z[None])[0, 0] - before) / 4
+    np.testing.assert_allclose(one.values[0, :, 0], phi, rtol=1e-6, atol=1e-9)
+
+
+def test_row_offset_must_be_a_non_negative_integer(linear_setup):
+    w, data, f = linear_setup
+    for bad in (-1, 1.5, "3", True):
+        with pytest.raises(XaiError, match="row_offset"):
+            shapley_values(f, data.iloc[:2], data, row_offset=bad)
+
+
 # ---------------------------------------------------------------- stopping when the target relative error is reached
 
 

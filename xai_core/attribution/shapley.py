@@ -171,6 +171,7 @@ def shapley_values(
     output_names: Sequence[str] | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     target_relative_se: float | None = DEFAULT_TARGET_RELATIVE_SE,
+    row_offset: int = 0,
 ) -> TabularAttribution:
     """Shapley values of `f` at each row of `X`: exact when d ≤ 14 (or method="exact"), else sampled.
 
@@ -178,8 +179,13 @@ def shapley_values(
     None for the mean of `X`. The sampler spends at most `n_permutations` per row and stops a row earlier once
     its relative standard error is ≤ `target_relative_se` (None: always spend the cap); see
     `relative_standard_error`. `progress(done, total, message)` is called after each row or group of rows.
+    `row_offset`: the index of X's first row in the whole dataset. The sampler seeds row r of X with
+    `default_rng([seed, row_offset + r])`, so a row's sampled values are the same whichever slice (page, shard,
+    batch) it is explained in, given its index in the dataset.
     """
     values, x_names = check_table(X, "rows to explain")
+    if isinstance(row_offset, bool) or not isinstance(row_offset, (int, np.integer)) or row_offset < 0:
+        raise XaiError(f"row_offset is the index of the first row in the dataset, an integer ≥ 0; got {row_offset!r}.")
     n, d = values.shape
     names = list(feature_names) if feature_names is not None else (x_names or [f"x{i}" for i in range(d)])
     if len(names) != d:
@@ -224,7 +230,7 @@ def shapley_values(
         rel_se = np.zeros(n)
     else:
         phi, se, used, rel_se = _antithetic(f, values, bg, k, n_permutations, seed, chunk_size, progress,
-                                            target_relative_se)
+                                            target_relative_se, int(row_offset))
         settings = ShapleySettings(bg.kind, len(bg), "sampling", n_permutations, target_relative_se, seed, chunk_size)
         estimator = METHOD_SAMPLING
 
@@ -306,10 +312,10 @@ def _exact(f, X, bg, k, chunk_size, progress):
     return phi, np.zeros_like(phi)
 
 
-def _antithetic(f, X, bg, k, n_permutations, seed, chunk_size, progress, target):
+def _antithetic(f, X, bg, k, n_permutations, seed, chunk_size, progress, target, row_offset=0):
     """Each sampled permutation is paired with its reverse; SE = std of pair estimates / sqrt(n_pairs).
 
-    Per row, pairs come from one stream `default_rng([seed, row])` in blocks ending at checkpoints; at each the row
+    Per row, pairs come from one stream `default_rng([seed, row_offset + row])` (the row's index in the dataset) in blocks ending at checkpoints; at each the row
     stops if its relative SE is ≤ `target`, else the next checkpoint is the projected need (SE ∝ 1/√pairs), at
     least `PAIR_STEP` more and at most `MAX_GROWTH`× the pairs spent. The checkpoints depend only on the row's own
     samples, never on `chunk_size` (which only splits the model calls), so a row's values depend on its seed and
@@ -324,7 +330,8 @@ def _antithetic(f, X, bg, k, n_permutations, seed, chunk_size, progress, target)
     small = np.int16 if d < 2**15 else np.int64  # narrow ints: the mask comparison is memory-bound
     for r in range(n):
         x = X[r : r + 1]
-        rng = np.random.default_rng([seed, r])  # a row's values do not depend on which other rows are explained
+        # Seeded by the row's index in the dataset: its values do not depend on which other rows share the call.
+        rng = np.random.default_rng([seed, row_offset + r])
         count, mean, m2 = 0, np.zeros((d, k)), np.zeros((d, k))
         goal = cap if target is None else min(cap, MIN_PAIRS)
         recurring = _RecurringCoalitions(f, x, bg, chunk_size, k, 2 * goal)  # v(∅), v(N), and what pays to cache

@@ -97,6 +97,7 @@ class TabularMethod:
     local: bool  # True: one value per row (TabularAttribution); False: one per feature (GlobalImportance)
     settings: type  # the method's frozen settings dataclass; settings() gives the defaults
     run: Callable[..., TabularAttribution | GlobalImportance]  # (model, data: TableSet, settings, background, progress)
+    row_seeded: bool = False  # True: run also takes row_offset (a row's random stream is seeded by its dataset index)
 
 
 def explain_table(
@@ -107,12 +108,15 @@ def explain_table(
     background: BackgroundData = None,
     y: pd.Series | np.ndarray | None = None,
     progress: ProgressFn | None = None,
+    row_offset: int = 0,
 ) -> TabularAttribution | GlobalImportance:
     """Explain a tabular model on `data` with `method` (a key of `METHODS`) and its settings (defaults when None).
 
     `background`: rows standing in for absent features (Shapley, deletion, integrated gradients; default: `data`).
     `y`: labels for the global methods' scores (default: `data.y` of a TableSet; without labels they measure the
-    change of the outputs). `progress(done, total, message)` is called as the work advances.
+    change of the outputs). `progress(done, total, message)` is called as the work advances. `row_offset`: the index
+    of `data`'s first row in the whole dataset; sampled Shapley values seed each row by its index, so a slice (a
+    review's shard) gets the values the whole table gives for the same rows. The other methods do not depend on it.
     """
     if model.info.input_kind != "tabular":
         raise XaiError("These methods explain table models; for an image model use xai_core.attribution.image.")
@@ -123,7 +127,8 @@ def explain_table(
         settings = spec.settings()
     if not isinstance(settings, spec.settings):
         raise XaiError(f"{spec.name} takes {spec.settings.__name__}, not {type(settings).__name__}.")
-    return spec.run(model, _table_set(data, y, model), settings, background, progress)
+    options = {"row_offset": row_offset} if spec.row_seeded else {}
+    return spec.run(model, _table_set(data, y, model), settings, background, progress, **options)
 
 
 def output_names(model: LoadedModel, output: OutputSpace = "probability") -> list[str]:
@@ -139,7 +144,8 @@ def output_names(model: LoadedModel, output: OutputSpace = "probability") -> lis
 # --------------------------------------------------------------------------------------------------
 
 
-def _run_shapley(model, data: TableSet, settings: ShapleySettings, background, progress) -> TabularAttribution:
+def _run_shapley(model, data: TableSet, settings: ShapleySettings, background, progress,
+                 row_offset: int = 0) -> TabularAttribution:
     if isinstance(background, Background):
         bg = background
     else:
@@ -151,7 +157,7 @@ def _run_shapley(model, data: TableSet, settings: ShapleySettings, background, p
     return shapley_values(
         model_output_fn(model), data.X, bg, method=settings.estimator, n_permutations=settings.n_permutations or DEFAULT_N_PERMUTATIONS,
         seed=settings.seed or 0, progress=progress, output_names=output_names(model), chunk_size=settings.chunk_size,
-        target_relative_se=settings.target_relative_se,
+        target_relative_se=settings.target_relative_se, row_offset=row_offset,
     )
 
 
@@ -424,7 +430,7 @@ def _module_for_gradients(model: LoadedModel):
 METHODS: dict[str, TabularMethod] = {m.key: m for m in (
     TabularMethod("shapley", "SHAP values", "Each feature's share of the move from the base value (the average output "
                   "over the background) to this row's output; the shares add up exactly. Absent features take the "
-                  "background's values.", local=True, settings=ShapleySettings, run=_run_shapley),
+                  "background's values.", local=True, settings=ShapleySettings, run=_run_shapley, row_seeded=True),
     TabularMethod("gradient_x_input", "Gradient × input", "Each feature's value times the output's slope along it at "
                   "this row: a first-order share measured from an all-zero input (exact for a linear model, local "
                   "only where the model bends).", local=True, settings=GradientSettings, run=_run_gradient_x_input),

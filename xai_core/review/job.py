@@ -110,10 +110,9 @@ class Plan:
         if "images" in plan:
             plan["images"]["methods"] = self.methods
         if "shap" in plan:
-            # shapley_values seeds row r of a call with default_rng([seed, r]): sampled values equal the Feature
-            # importance page's (one call on the first rows) for the first shard; later shards are other, equally
-            # valid samples (within their standard errors). Exact values are equal everywhere.
-            plan["shap"]["row_seed"] = "default_rng([seed, position of the row within its shard])"
+            # Each shard passes its first row's index (row_offset), so a sampled row's values are the Feature
+            # importance page's for the same row, whatever the shard size or runner.
+            plan["shap"]["row_seed"] = "default_rng([seed, index of the row in the reviewed data])"
         return plan
 
 
@@ -359,7 +358,8 @@ def _image_shard(model, inputs: ShardInputs, settings: ReviewSettings, start: in
 
 def _shap_shard(model, inputs: ShardInputs, settings: ReviewSettings, start: int, stop: int):
     rows = inputs.X.iloc[start:stop]
-    result = explain_table(model, rows, "shapley", settings.shapley, background=inputs.shap_background)
+    result = explain_table(model, rows, "shapley", settings.shapley, background=inputs.shap_background,
+                           row_offset=start)
     n, d, k = result.values.shape
     columns: dict[str, np.ndarray] = {"row": np.arange(start, stop), "name": np.asarray(inputs.names[start:stop])}
     if inputs.labels is not None:
@@ -527,6 +527,10 @@ def _manifest(model: LoadedModel, data, settings: ReviewSettings, background, so
     path = out / store.MANIFEST
     if path.exists():
         old = store.read_json(path)
+        if old.get("format_version") != store.FORMAT_VERSION:
+            raise XaiError(f"'{out}' holds a review written by an earlier version (format {old.get('format_version')}, "
+                           f"now {store.FORMAT_VERSION}: sampled SHAP rows were seeded by their place in the shard), so "
+                           "it cannot be resumed; it still opens. Pass a new --out folder to review again.")
         if old.get("key") != key:
             raise XaiError(f"'{out}' holds a review of another model, data or settings; nothing there was changed. "
                            "Pass a new --out folder (or delete that one) to start a new review.")

@@ -32,7 +32,7 @@ from xai_core.errors import XaiError
 MANIFEST = "manifest.json"
 SHARDS = "shards"
 FORMAT = "xai-dashboard review"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: sampled SHAP rows seeded by their index in the reviewed data (1: in the shard)
 
 
 # ---------------------------------------------------------------------------------------- atomic writes
