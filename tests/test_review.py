@@ -129,6 +129,31 @@ def test_image_maps_equal_the_gallery_call(tmp_path):
         assert stored["maps_grad_cam"].shape == (4, 64, 64)
 
 
+def test_grad_cam_on_the_exported_tree_running_generated_code_equals_the_interpreted_tree(monkeypatch):
+    """Loading switches the unflattened .pt2 tree to generated code (faster); Grad-CAM's hooks on it give the maps
+    torch.fx.Interpreter gives (the default before), and no graph is walked node by node."""
+    import copy
+    import dataclasses
+
+    import torch
+
+    model, data, _, _ = demo("shapes")
+    slow_module = copy.deepcopy(model.module)
+    for sub in slow_module.modules():
+        if hasattr(sub, "_run_with_interpreter"):
+            sub._run_with_interpreter = True
+    slow = dataclasses.replace(model, module=slow_module)
+    walked = []
+    original = torch.fx.Interpreter.run
+    monkeypatch.setattr(torch.fx.Interpreter, "run", lambda self, *a, **k: walked.append(1) or original(self, *a, **k))
+    fast = explain_batch(model, data.images[:6], "grad_cam", batch_size=4)
+    assert walked == []
+    ref = explain_batch(slow, data.images[:6], "grad_cam", batch_size=4)
+    assert walked and fast.layer == ref.layer
+    np.testing.assert_allclose(fast.maps, ref.maps, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(fast.predicted, ref.predicted)
+
+
 def test_manifest_names_inputs_settings_and_machine(wine_review):
     model, data, background, review = wine_review
     manifest = json.loads((review.path / "manifest.json").read_text())

@@ -311,3 +311,88 @@ def test_registry_refuses_unknown_methods_wrong_settings_and_image_models(data, 
         explain_table(image, data, "deletion", DeletionSettings())
     with pytest.raises(XaiError, match="every value would be 0"):
         explain_table(model, data.iloc[:1], "shapley")
+
+
+# ---------------------------------------------------------------- exported models run generated code, same numbers
+
+
+def interpreted(model: LoadedModel) -> LoadedModel:
+    """The same exported model with every unflattened submodule walking its graph in torch.fx.Interpreter (torch's
+    default, the path before the speed change)."""
+    import copy
+    import dataclasses
+
+    module = copy.deepcopy(model.module)
+    switched = 0
+    for sub in module.modules():
+        if hasattr(sub, "_run_with_interpreter"):
+            sub._run_with_interpreter = True
+            switched += 1
+    assert switched > 0
+    return dataclasses.replace(model, module=module)
+
+
+def count_interpreter_runs(monkeypatch) -> list:
+    runs = []
+    original = torch.fx.Interpreter.run
+
+    def counted(self, *args, **kwargs):
+        runs.append(type(self.module).__name__)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.fx.Interpreter, "run", counted)
+    return runs
+
+
+def test_exported_model_runs_generated_code_and_gives_the_interpreters_numbers(monkeypatch):
+    import io
+
+    from xai_core.demo import demo_model_bytes, load_demo_data
+    from xai_core.loading import load_model
+
+    model_bytes, sidecar = demo_model_bytes("breast_cancer")
+    model = load_model(model_bytes, "breast_cancer.pt2", sidecar=sidecar)
+    slow = interpreted(model)
+    data = load_demo_data("breast_cancer", model)
+    background = load_demo_data("breast_cancer", model, split="train")
+    X = data.X.iloc[:3]
+    x = torch.tensor(data.X.to_numpy(), dtype=torch.float32)
+    runs = count_interpreter_runs(monkeypatch)
+    fast_out = model.predict_proba(x)
+    assert runs == []  # not one graph walked node by node
+    slow_out = slow.predict_proba(x)
+    assert len(runs) >= 5  # the reference really ran the interpreter (one walk per submodule)
+    program_out = torch.export.load(io.BytesIO(model_bytes)).module()(x).softmax(dim=1).detach().numpy()
+    np.testing.assert_allclose(fast_out, slow_out, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(fast_out, program_out, rtol=1e-5, atol=1e-8)  # a third path: torch's flat program
+
+    settings = ShapleySettings(n_permutations=128, target_relative_se=None)
+    fast, ref = (explain_table(m, X, "shapley", settings, background=background.X) for m in (model, slow))
+    assert fast.method == "antithetic permutation sampling"
+    np.testing.assert_allclose(fast.values, ref.values, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(fast.standard_errors, ref.standard_errors, rtol=1e-5, atol=1e-9)
+    for method, method_settings in (("gradient_x_input", GradientSettings()),
+                                    ("integrated_gradients", IntegratedGradientsSettings(n_steps=16))):
+        fast, ref = (explain_table(m, X, method, method_settings, background=background.X) for m in (model, slow))
+        np.testing.assert_allclose(fast.values, ref.values, rtol=1e-5, atol=1e-9)
+    fast, ref = (explain_table(m, data, "deletion", DeletionSettings(), background=background.X) for m in (model, slow))
+    np.testing.assert_allclose(fast.values, ref.values, rtol=1e-6, atol=1e-9)
+
+
+def test_hooks_on_the_exported_tree_still_fire_with_generated_code(monkeypatch):
+    from xai_core.demo import demo_model_bytes
+    from xai_core.loading import load_model
+
+    model_bytes, sidecar = demo_model_bytes("breast_cancer")
+    model = load_model(model_bytes, "breast_cancer.pt2", sidecar=sidecar)
+    x = torch.randn(5, 30)
+    seen = {}
+    for name, m in (("fast", model), ("slow", interpreted(model))):
+        layer = dict(m.module.named_modules())["hidden"]
+        handle = layer.register_forward_hook(lambda mod, inp, out, name=name: seen.__setitem__(name, out.detach()))
+        try:
+            with torch.no_grad():
+                m.module(x)
+        finally:
+            handle.remove()
+    np.testing.assert_allclose(seen["fast"].numpy(), seen["slow"].numpy(), rtol=1e-6, atol=1e-9)
