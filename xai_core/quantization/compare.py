@@ -15,11 +15,12 @@ import torch
 from torch import nn
 
 from xai_core import scoring
-from xai_core.datasets import ImageSet, TableSet
+from xai_core.datasets import ImageSet, TableSet, TextSet
 from xai_core.errors import XaiError
 from xai_core.evaluation import data_labels, model_inputs
 from xai_core.model import LoadedModel
-from xai_core.quantization.drift import DriftReference, ImageDriftReference, drift_reference, fp32_occlusion, variant_drift
+from xai_core.quantization.drift import (DriftReference, ImageDriftReference, TextDriftReference, drift_reference,
+                                        fp32_occlusion, variant_drift)
 from xai_core.quantization.specs import BITS, BuildContext, SpeedVerdict, VariantSpec
 from xai_core.quantization.timing import Clock, TimingContext
 from xai_core.quantization.variants import build_variant, default_specs
@@ -124,7 +125,7 @@ class ComparisonContext:
     """fp32's side of a comparison, computed once and read by every variant's: the compared rows and their labels,
     fp32's answers, the model lifted once (`build`), the timing context, and fp32's explanations (`drift`)."""
 
-    def __init__(self, model: LoadedModel, data: ImageSet | TableSet, x: torch.Tensor, labels: np.ndarray | None,
+    def __init__(self, model: LoadedModel, data: ImageSet | TableSet | TextSet, x: torch.Tensor, labels: np.ndarray | None,
                  reference: np.ndarray, settings: ComparisonSettings, build: BuildContext, timing: TimingContext,
                  drift: DriftReference | None):
         self.model, self.data, self.x, self.labels, self.reference = model, data, x, labels, reference
@@ -142,19 +143,20 @@ class ComparisonContext:
     def score_name(self) -> str | None:
         return None if self.labels is None else scoring.score_name(self.task)
 
-    def fp32_occlusion(self) -> np.ndarray:
-        """fp32's occlusion maps of the drift images (computed once, for the real int8 variants)."""
+    def fp32_occlusion(self):
+        """fp32's occlusion maps of the drift images, or leave-one-word-out values of the drift documents (computed
+        once, for the real int8 variants)."""
         with self._lock:
             if self._occlusion is None:
-                if not isinstance(self.drift, ImageDriftReference):
-                    raise XaiError("Occlusion drift is for image models.")
+                if not isinstance(self.drift, (ImageDriftReference, TextDriftReference)):
+                    raise XaiError("Occlusion drift is for image and text models.")
                 started = time.perf_counter()
                 self._occlusion = fp32_occlusion(self.model, self.drift)
                 self.step_seconds[FP32_OCCLUSION] = time.perf_counter() - started
             return self._occlusion
 
 
-def prepare_comparison(model: LoadedModel, data: ImageSet | TableSet, settings: ComparisonSettings | None = None,
+def prepare_comparison(model: LoadedModel, data: ImageSet | TableSet | TextSet, settings: ComparisonSettings | None = None,
                        background: TableSet | None = None, clock: Clock = time.perf_counter) -> ComparisonContext:
     """fp32's side of the comparison of `model`'s variants on `data` (a seeded sample of `settings.max_rows` rows)."""
     watch = _Stopwatch()
@@ -191,7 +193,7 @@ class _Stopwatch:
         return time.perf_counter() - self.start
 
 
-def _compared_rows(model: LoadedModel, data: ImageSet | TableSet, max_rows: int, rng: np.random.Generator):
+def _compared_rows(model: LoadedModel, data: ImageSet | TableSet | TextSet, max_rows: int, rng: np.random.Generator):
     """Up to `max_rows` rows of `data` (a seeded sample, in order), the model's inputs for them, and their labels."""
     if len(data) == 0:
         raise XaiError("There is no data to compare the variants on.")
@@ -291,7 +293,7 @@ def assemble(context: ComparisonContext, outcomes: list[VariantResult | VariantF
 
 def compare_variants(
     model: LoadedModel,
-    data: ImageSet | TableSet,
+    data: ImageSet | TableSet | TextSet,
     specs: list[VariantSpec] | None = None,
     background: TableSet | None = None,
     batch_sizes: tuple[int, ...] = (1, 256),
@@ -333,7 +335,7 @@ def compare_variants(
 # ---------------------------------------------------------------------------------------- bits curve
 
 
-def bits_curve(model: LoadedModel, data: ImageSet | TableSet, max_rows: int = 2000, seed: int = 0) -> pd.DataFrame:
+def bits_curve(model: LoadedModel, data: ImageSet | TableSet | TextSet, max_rows: int = 2000, seed: int = 0) -> pd.DataFrame:
     """The bits curve of `compare_variants`, on its own (the same rows for the same `max_rows` and `seed`)."""
     _, x, labels = _compared_rows(model, data, max_rows, np.random.default_rng(seed))
     return bits_curve_frame(model, x, labels, module=BuildContext(model).flat_fp32())

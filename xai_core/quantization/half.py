@@ -15,15 +15,15 @@ from torch import nn
 
 
 def cast_io(module: nn.Module, dtype: torch.dtype) -> nn.Module:
-    """The module in `dtype`, taking and returning float32, with its layer names unchanged (Grad-CAM finds them).
-    Casts `module` itself: pass a copy."""
+    """The module in `dtype`, taking and returning float32 (integer inputs such as token ids pass as they are), with
+    its layer names unchanged (Grad-CAM finds them). Casts `module` itself: pass a copy."""
     cast = module.to(dtype)
     base = type(cast)
     if isinstance(cast, torch.jit.ScriptModule):
         return _CastWrapper(cast, dtype)
 
     def forward(self, x, *args, **kwargs):
-        return base.forward(self, x.to(dtype), *args, **kwargs).float()
+        return base.forward(self, x.to(dtype) if x.is_floating_point() else x, *args, **kwargs).float()
 
     return with_forward(cast, forward)
 
@@ -73,4 +73,4 @@ class _CastWrapper(nn.Module):
     def forward(self, x):
         if self.emulate:  # float32 inner model: round the input and output only
             return round_to(self.inner(round_to(x, self.dtype)), self.dtype)
-        return self.inner(x.to(self.dtype)).float()
+        return self.inner(x.to(self.dtype) if x.is_floating_point() else x).float()

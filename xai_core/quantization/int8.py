@@ -1,11 +1,11 @@
 """Real int8 with `torch.ao.quantization` (fbgemm/x86 kernels, the working int8 path on CPU), and its fake-quant twin.
 
-Both quantizers take the lifted graph (see `lifting`): dynamic int8 swaps its Linear layers for int8 ones (weights int8
-per tensor, activations quantized per batch on the fly); static int8 runs FX graph mode (conv + BN + ReLU fused,
+Both quantizers take the lifted graph (see `lifting`): dynamic int8 swaps its Linear and LSTM layers for int8 ones
+(weights int8 per tensor, activations quantized per batch on the fly, so an answer depends on the batch it ran in); static int8 runs FX graph mode (conv + BN + ReLU fused,
 weights int8 per channel, activation ranges calibrated on a sample of the data).
 
 Real int8 modules have no autograd, so gradient methods explain a *twin*: the float model, in its own layer structure
-(Grad-CAM finds the same layers), holding exactly the int8 model's dequantized weights and biases. Where static int8
+(Grad-CAM finds the same layers), holding exactly the int8 model's dequantized weights and biases (an LSTM's too). Where static int8
 folded a batch norm into the convolution before it, the twin's convolution holds the folded weight and the batch
 norm is replaced by the folded bias. For static int8 the twin also rounds what the int8 model rounds at the layers it
 can map: the model's input, the input of every int8 layer that follows a float op, and the output of every int8
@@ -32,16 +32,19 @@ from xai_core.torch_internals import ensure_subsystems, tracing_confined_to_this
 _DEPRECATION = r"(?s).*deprecat"
 
 
+DYNAMIC_LAYERS = (nn.Linear, nn.LSTM)  # what dynamic int8 converts (LSTMs once lifted from aten.lstm, see lifting)
+
+
 def quantize_dynamic(lifted: nn.Module) -> nn.Module:
-    """Linear layers of `lifted` (a copy is made) in int8, activations quantized per batch."""
+    """Linear and LSTM layers of `lifted` (a copy is made) in int8, activations quantized per batch."""
     ensure_subsystems()
     from torch.ao.quantization import quantize_dynamic as ao_quantize_dynamic
 
-    if not any(isinstance(m, nn.Linear) for m in lifted.modules()):
-        raise XaiError("Dynamic int8 quantizes Linear layers, and this model has none. Use static int8.")
+    if not any(isinstance(m, DYNAMIC_LAYERS) for m in lifted.modules()):
+        raise XaiError("Dynamic int8 quantizes Linear and LSTM layers, and this model has none. Use static int8.")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_DEPRECATION)
-        return ao_quantize_dynamic(lifted, {nn.Linear}, dtype=torch.qint8).eval()
+        return ao_quantize_dynamic(lifted, set(DYNAMIC_LAYERS), dtype=torch.qint8).eval()
 
 
 def quantize_static(lifted: nn.Module, calibration: torch.Tensor) -> nn.Module:
@@ -178,6 +181,30 @@ def _quantized_inputs(int8: nn.Module) -> tuple[tuple | None, dict[str, tuple]]:
     return model_input, layers
 
 
+def _dynamic_lstms(int8: nn.Module) -> dict[str, nn.Module]:
+    """name → int8 dynamic LSTM (as named in the lifted graph: `<LiftedLSTM>.lstm`)."""
+    import torch.ao.nn.quantized.dynamic as nnqd
+
+    return {name: m for name, m in int8.named_modules() if isinstance(m, nnqd.LSTM)}
+
+
+def dequantized_lstm_weights(int8: nn.Module, lifted: Lifted) -> dict[str, torch.Tensor]:
+    """Original parameter path → the int8 LSTM's weight, dequantized (or its float bias), for every dynamic LSTM."""
+    out = {}
+    for name, layer in _dynamic_lstms(int8).items():
+        parent = name.rsplit(".", 1)[0] if "." in name else ""
+        sources = getattr(lifted.module.get_submodule(parent), "sources", None) if parent else None
+        if not sources:
+            raise XaiError(f"The fake-quant twin cannot find the float LSTM of int8 layer {name}.")
+        packed = layer._weight_bias()
+        for key, value in {**packed["weight"], **packed["bias"]}.items():
+            if key not in sources:
+                raise XaiError(f"The fake-quant twin cannot find {key} of int8 LSTM {name}.")
+            value = value.dequantize() if value.is_quantized else value
+            out[sources[key]] = value.detach().float().clone()
+    return out
+
+
 def _folded_batch_norms(lifted: Lifted, int8: nn.Module) -> dict[str, str]:
     """Lifted conv/linear name → the lifted batch norm that static int8 folded into it."""
     present = dict(int8.named_modules())
@@ -231,6 +258,11 @@ def build_twin(float_module: nn.Module, lifted: Lifted, int8: nn.Module, simulat
                 parameters[origin.bias].copy_(bias)
             elif bias is not None and bool(torch.any(bias != 0)):
                 raise XaiError(f"The fake-quant twin's layer {origin.module} has no bias for int8 layer {name}'s.")
+    for path, value in dequantized_lstm_weights(int8, lifted).items():
+        if path not in parameters or parameters[path].shape != value.shape:
+            raise XaiError(f"The fake-quant twin has no LSTM parameter {path} shaped like the int8 model's.")
+        with torch.no_grad():
+            parameters[path].copy_(value)
     if model_input is not None:
         with_forward(twin, _rounding(type(twin), model_input, None))
     for parameter in twin.parameters():

@@ -48,6 +48,20 @@ class Lifted:
         return origin.module if origin is not None else self.node_layers.get(name, name)
 
 
+class LiftedLSTM(nn.Module):
+    """`aten.lstm.input` as a module: an `nn.LSTM` (which dynamic int8 converts), called as the ATen op is: input and
+    [h0, c0] in, (output, h, c) out. `sources`: each LSTM parameter → its dotted path in the original model."""
+
+    def __init__(self, lstm: nn.LSTM, sources: dict[str, str]):
+        super().__init__()
+        self.lstm, self.sources = lstm, dict(sources)
+
+    def forward(self, x, hx):
+        # The export made the initial state in float32; a half-precision copy runs it in its own type.
+        out, (h, c) = self.lstm(x, (hx[0].to(x.dtype), hx[1].to(x.dtype)))
+        return out, h, c
+
+
 def _attr(root: nn.Module, path: str):
     for part in path.split("."):
         root = getattr(root, part)
@@ -108,6 +122,33 @@ _NOT_COMPUTING = {_aten.sym_size.int, _aten.sym_numel.default, _aten._assert_sca
                   _aten.sym_constrain_range_for_size.default, _aten._assert_tensor_metadata.default}
 
 
+def _lift_lstm(node, args, gm, tensor, add_module) -> bool:
+    """Replace an `aten.lstm.input` call by a `LiftedLSTM` (False, left as it is, when it cannot be)."""
+    if len(args) != 9 or node.kwargs:
+        return False
+    x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first = args
+    if train or not params or not all(isinstance(p, torch.fx.Node) and p.op == "get_attr" for p in params):
+        return False
+    w_ih, w_hh = tensor(params[0]), tensor(params[1])
+    if w_hh.shape[1] * 4 != w_ih.shape[0]:
+        return False  # projections (proj_size) are not lifted
+    lstm = nn.LSTM(w_ih.shape[1], w_hh.shape[1], num_layers=num_layers, bias=has_biases, batch_first=batch_first,
+                   dropout=dropout, bidirectional=bidirectional)
+    names = list(lstm._flat_weights_names)
+    if len(names) != len(params):
+        return False
+    with torch.no_grad():
+        for name, p in zip(names, params):
+            value = tensor(p)
+            if getattr(lstm, name).shape != value.shape:
+                return False
+            getattr(lstm, name).copy_(value)
+    sources = {name: p.target for name, p in zip(names, params)}
+    owner = params[0].target.rsplit(".", 1)[0] if "." in params[0].target else ""
+    add_module(node, owner or "lstm", LiftedLSTM(lstm, sources), x, LayerOrigin(owner), extra=(hx,))
+    return True
+
+
 def lift_to_modules(module: nn.Module, example: torch.Tensor) -> torch.fx.GraphModule:
     """`lift(module, example).module`: the lifted graph, with `float_ops` and `origins` as attributes."""
     lifted = lift(module, example)
@@ -130,7 +171,7 @@ def lift(module: nn.Module, example: torch.Tensor) -> Lifted:
     used: set[str] = set()
     origins: dict[str, LayerOrigin] = {}
 
-    def add_module(node, base: str, mod: nn.Module, x, origin: LayerOrigin | None = None) -> None:
+    def add_module(node, base: str, mod: nn.Module, x, origin: LayerOrigin | None = None, extra: tuple = ()) -> None:
         name = base.replace(".", "_") or "layer"
         while name in used or hasattr(gm, name):
             name += "_"
@@ -139,7 +180,7 @@ def lift(module: nn.Module, example: torch.Tensor) -> Lifted:
         if origin is not None:
             origins[name] = origin
         with graph.inserting_before(node):
-            new = graph.call_module(name, (x,))
+            new = graph.call_module(name, (x, *extra))
         new.meta = dict(node.meta)
         node.replace_all_uses_with(new)
         graph.erase_node(node)
@@ -195,6 +236,8 @@ def lift(module: nn.Module, example: torch.Tensor) -> Lifted:
             bn.running_var.copy_(tensor(var))
             bn.to(tensor(w).dtype)
             add_module(node, owner(mean), bn, x, LayerOrigin(owner(mean)))
+        elif target is _aten.lstm.input and _lift_lstm(node, args, gm, tensor, add_module):
+            pass
         elif target in _ACTIVATIONS:
             add_module(node, f"{_ACTIVATIONS[target].__name__.lower()}_{len(used)}", _ACTIVATIONS[target](), args[0])
         elif target in (_aten.hardtanh.default, _aten.hardtanh_.default):

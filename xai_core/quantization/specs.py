@@ -131,6 +131,9 @@ class BuildContext:
         """Two inputs of the model's shape and type: real ones when there is calibration data, else zeros."""
         if self.calibration is not None and len(self.calibration) > 0:
             return self.calibration[:2]
+        if self.model.info.input_kind == "text":  # token ids: PAD everywhere
+            return torch.full((2, *self.model.info.input_shape), max(self.model.info.tokenizer.pad_id, 0),
+                              dtype=torch.int64)
         return torch.zeros((2, *self.model.info.input_shape))
 
 

@@ -63,6 +63,37 @@ def _speeds(result: "VariantResult") -> str:
     return ", ".join(f"{s:.2f}× at batch {b}" for b, s in result.speedup.items())
 
 
+STATIC_NOT_FOR_TEXT = ("Static int8 is not offered for text models: their input is token ids, which have no activation "
+                       "range to calibrate, and torch.ao's static path has no int8 embedding-bag/LSTM/attention "
+                       "kernels for them. Use int8 dynamic (Linear and LSTM layers in int8).")
+# Layers torch.ao.quantization cannot quantize as a whole (its dynamic path replaces nn.Linear/nn.LSTM/nn.GRU modules
+# only; quantize_dynamic on an nn.TransformerEncoder fails at inference, pytorch#109987). After lifting, their Linear
+# projections are plain nn.Linear layers and run in int8; the rest of them stays float32.
+UNQUANTIZABLE_LAYERS = {
+    "TransformerEncoderLayer": "attention (scaled dot-product) and layer norms",
+    "TransformerDecoderLayer": "attention (scaled dot-product) and layer norms",
+    "MultiheadAttention": "the attention itself (scaled dot-product)",
+}
+
+
+def refused_layers(model: LoadedModel) -> str:
+    """A sentence naming the layers torch.ao cannot quantize as layers, and what of them still runs in int8 ('' if
+    there are none)."""
+    found: dict[str, list[str]] = {}
+    for name, kind in model.layer_types.items():
+        if kind in UNQUANTIZABLE_LAYERS and name:
+            if not any(name.startswith(other + ".") for names in found.values() for other in names):
+                found.setdefault(kind, []).append(name)
+    if not found:
+        return ""
+    parts = [f"{kind} ({', '.join(names)})" for kind, names in found.items()]
+    kept = "; ".join(f"{kind}: {UNQUANTIZABLE_LAYERS[kind]}" for kind in found)
+    return ("torch.ao.quantization cannot quantize these layers as layers: " + ", ".join(parts) + " (quantize_dynamic "
+            "on an nn.TransformerEncoder fails at inference, pytorch#109987). What it can is quantized: after lifting, "
+            "their Linear projections (attention's in/out projections, the feed-forward layers) run in int8; what stays "
+            f"float32 — {kept}.")
+
+
 # ---------------------------------------------------------------------------------------- float variants
 
 
@@ -122,7 +153,16 @@ class HalfPrecision(VariantBuilder):
         return self.kind  # pruned or not, the same half kernels
 
     def timed_module(self, variant: Variant, context: BuildContext) -> nn.Module:
-        return cast_io(copy.deepcopy(context.flat_fp32()), self.dtype)
+        module = cast_io(copy.deepcopy(context.flat_fp32()), self.dtype)
+        try:
+            with torch.no_grad():
+                module(context.example()[:1])
+        except Exception as exc:  # an op without a half kernel on this CPU, or a tensor the model makes in float32
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise XaiError(f"The real {self.kind} model does not run on this CPU ({first}), so it cannot be timed; "
+                           "its float32 emulation would still answer, but a variant that cannot run is not compared."
+                           ) from None
+        return module
 
     def speed_verdicts(self, results, comparison) -> list[SpeedVerdict]:
         slow = [r for r in results if all(s < 0.9 for s in r.speedup.values())]
@@ -270,10 +310,19 @@ class Int8Dynamic(RealInt8):
 
     def notes(self, lifted, int8, context) -> list[str]:
         has_conv = any(isinstance(m, nn.Conv2d) for m in lifted.module.modules())
-        return ["Linear layers run in int8 (weights int8 per tensor, activations quantized per batch on the fly); "
-                "everything else stays float32" + (", including the convolutions." if has_conv else "."),
-                "Its fake-quant twin (for gradient methods) holds exactly the int8 weights, dequantized; its "
-                "activations stay float."]
+        has_lstm = any(isinstance(m, nn.LSTM) for m in lifted.module.modules())
+        notes = [("Linear and LSTM layers" if has_lstm else "Linear layers") + " run in int8 (weights int8 per "
+                 "tensor, activations quantized per batch on the fly); everything else stays float32"
+                 + (", including the convolutions." if has_conv else
+                    ", including the embeddings." if context.model.info.input_kind == "text" else "."),
+                 "Its fake-quant twin (for gradient methods) holds exactly the int8 weights, dequantized; its "
+                 "activations stay float."]
+        refused = refused_layers(context.model)
+        if refused:
+            notes.append(refused)
+        if context.model.info.input_kind == "text" and lifted.float_ops:
+            notes.append("Ops that stay in float32: " + ", ".join(lifted.float_ops) + ".")
+        return notes
 
     def reason_for_no_gain(self, comparison) -> str:
         if comparison.settings.get("kind") == "image":
@@ -292,6 +341,8 @@ class Int8Static(RealInt8):
         return [VariantSpec(self.kind)] if model.info.input_kind == "image" else []
 
     def quantize(self, graph, context):
+        if context.model.info.input_kind == "text":
+            raise XaiError(STATIC_NOT_FOR_TEXT)
         return int8_ops.quantize_static(graph, context.calibration)
 
     def notes(self, lifted, int8, context) -> list[str]:

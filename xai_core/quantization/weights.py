@@ -11,8 +11,13 @@ from torch import nn
 
 
 def weight_parameters(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """Conv and linear weights: parameters named '*weight' with two or more dimensions (not BN, not biases)."""
-    return [(n, p) for n, p in module.named_parameters() if n.rsplit(".", 1)[-1] == "weight" and p.ndim >= 2]
+    """Weight matrices: parameters with two or more dimensions named 'weight' (conv, linear, embedding), 'weight_*'
+    (an LSTM's gates: weight_ih_l0, weight_hh_l0…) or '*_weight' (attention's in_proj_weight); not BN, not biases."""
+    return [(n, p) for n, p in module.named_parameters() if p.ndim >= 2 and _is_weight_name(n.rsplit(".", 1)[-1])]
+
+
+def _is_weight_name(leaf: str) -> bool:
+    return leaf == "weight" or leaf.startswith("weight_") or leaf.endswith("_weight")
 
 
 def fake_quantize(weight: torch.Tensor, bits: int, per_channel: bool = True) -> torch.Tensor:
