@@ -331,3 +331,15 @@ def test_progress_line_without_tqdm(monkeypatch, capsys):
     bar.close()
     err = capsys.readouterr().err
     assert "\r1/4 units, ETA" in err and "\r4/4 units, ETA" in err and "shap shard 4/4" in err and err.endswith("\n")
+
+
+def test_cli_makes_openmp_threads_sleep_while_waiting_before_torch_loads():
+    """OMP_WAIT_POLICY is read once, when torch loads: the command line sets PASSIVE before it (a value the user set
+    is kept), so waiting threads do not spin on cores that other work needs."""
+    probe = ("import os, sys; import xai_core.__main__; print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert result.stdout.split() == ["PASSIVE", "False"], result.stderr[-2000:]
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT,
+                            env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, timeout=300)
+    assert result.stdout.split() == ["ACTIVE", "False"], result.stderr[-2000:]

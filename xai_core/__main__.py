@@ -10,6 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+# torch's OpenMP threads spin while they wait for each other; on a machine whose cores are busy with other work a
+# spinning thread holds a core its partner needs, and every small operator waits a scheduler slice: Shapley on the
+# breast cancer demo took 135-1056 ms per row with 2 threads instead of 33-38 ms, Grad-CAM 15 instead of 440 images/s
+# (benchmarks/results/review.md). Sleeping waiters cost microseconds. Read once, when torch loads: set it before.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 log = logging.getLogger("xai_core.review")
 
 EPILOG = """example:

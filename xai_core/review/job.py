@@ -426,7 +426,8 @@ def _run_on_ray(source: ModelSource | None, model: LoadedModel, inputs: ShardInp
     if source is None:
         raise XaiError("Running on Ray needs the model's bytes (ModelSource): workers load the model from them.")
     root = str(Path(__file__).resolve().parents[2])
-    runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}}
+    runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p),
+                                "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}}  # see __main__.py
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=None if address in ("auto", "local") else address, runtime_env=runtime_env,
