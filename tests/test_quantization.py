@@ -551,3 +551,28 @@ def test_building_int8_never_breaks_other_sessions_forward_passes(demo):
     assert len(results) == 2
     for variant in results:
         assert (variant.model.predict(x[:64]) == model.predict(x[:64])).mean() >= 0.95
+
+
+# ---------------------------------------------------------------------------------------- nothing computed twice
+
+
+def test_fp32_answers_are_computed_once_and_the_bits_curve_reuses_the_rounded_variants(demo, monkeypatch):
+    from xai_core.model import LoadedModel
+
+    model, data, background = demo("wine")
+    calls = []
+    original = LoadedModel.predict_proba
+
+    def counting(self, x, *args, **kwargs):
+        calls.append(self.module is model.module)
+        return original(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(LoadedModel, "predict_proba", counting)
+    specs = [VariantSpec("weights", 8), VariantSpec("weights", 4, per_channel=False)]
+    comparison = compare_variants(model, data, specs, background=background, batch_sizes=(1, 4), n_drift=0)
+    assert calls.count(True) == 1  # fp32's answers: once, for fp32's row and every variant's agreement
+    # 2 rounded variants answered once each; the bits curve runs the other 8 of its 10 roundings only
+    assert len(calls) == 1 + 2 + 8
+    monkeypatch.setattr(LoadedModel, "predict_proba", original)
+    fresh = bits_curve(model, data)  # everything computed anew
+    assert comparison.bits_curve.equals(fresh)

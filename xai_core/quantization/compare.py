@@ -131,6 +131,9 @@ class ComparisonContext:
         self.model, self.data, self.x, self.labels, self.reference = model, data, x, labels, reference
         self.settings, self.build, self.timing, self.drift = settings, build, timing, drift
         self._occlusion: np.ndarray | None = None
+        # answers of the rounded-weight variants already computed, (bits, per_channel) → probabilities: the bits curve
+        # reads them instead of running the same rounded model again
+        self.rounded_answers: dict[tuple[int, bool], np.ndarray] = {}
         self._lock = threading.Lock()
         self.seconds = 0.0  # how long preparing it took
         self.step_seconds: dict[str, float] = {}  # of which: rows, lifting, fp32 answers, fp32 explanations (+ occlusion)
@@ -232,7 +235,12 @@ def compare_variant(context: ComparisonContext, spec: VariantSpec, progress: Pro
     watch.lap("building")
     tick(1, "answering")
     task = context.task
-    out = variant.answer_model.predict_proba(context.x)
+    if spec == FP32:  # the model itself on the same rows: fp32's answers, computed once in prepare_comparison
+        out = context.reference
+    else:
+        out = variant.answer_model.predict_proba(context.x)
+        if spec.kind == "weights" and spec.sparsity == 0:
+            context.rounded_answers[(spec.bits, spec.per_channel)] = out
     watch.lap("answering")
     tick(2, "timing (interleaved with fp32)")
     builder = spec.builder
@@ -343,13 +351,17 @@ def bits_curve(model: LoadedModel, data: ImageSet | TableSet | TextSet, max_rows
 
 def bits_curve_for(context: ComparisonContext) -> pd.DataFrame:
     """The bits curve on a prepared comparison's rows and lifted graph."""
-    return bits_curve_frame(context.model, context.x, context.labels, context.reference, context.build.flat_fp32())
+    return bits_curve_frame(context.model, context.x, context.labels, context.reference, context.build.flat_fp32(),
+                            known=dict(context.rounded_answers))
 
 
 def bits_curve_frame(model: LoadedModel, x: torch.Tensor, labels: np.ndarray | None,
-                     reference: np.ndarray | None = None, module: nn.Module | None = None) -> pd.DataFrame:
+                     reference: np.ndarray | None = None, module: nn.Module | None = None,
+                     known: dict[tuple[int, bool], np.ndarray] | None = None) -> pd.DataFrame:
     """Score and agreement with fp32 for weight fake quantization at 8, 6, 4, 3, 2 bits, per channel and per tensor.
-    `module`: the model's module in a form that runs faster (its flat graph), if there is one."""
+    `module`: the model's module in a form that runs faster (its flat graph), if there is one. `known`: answers on `x`
+    of rounded variants already computed ((bits, per_channel) → probabilities), not computed again."""
+    known = known or {}
     task = model.info.task
     module = model.module if module is None else module
     if reference is None:
@@ -359,8 +371,10 @@ def bits_curve_frame(model: LoadedModel, x: torch.Tensor, labels: np.ndarray | N
             for g in ("per-channel", "per-tensor")]
     for per_channel in (True, False):
         for bits in BITS:
-            rounded = dataclasses.replace(model, module=copy_with_weights(module, bits, per_channel, 0.0))
-            out = rounded.predict_proba(x)
+            out = known.get((bits, per_channel))
+            if out is None:
+                rounded = dataclasses.replace(model, module=copy_with_weights(module, bits, per_channel, 0.0))
+                out = rounded.predict_proba(x)
             rows.append({"bits": bits, "granularity": "per-channel" if per_channel else "per-tensor",
                          "score": scoring.score(task, out, labels),
                          "agreement": scoring.agreement(reference, out) if task == "classification" else None,
