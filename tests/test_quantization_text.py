@@ -343,3 +343,38 @@ def test_page_compares_a_text_demo_and_shows_word_drift(key):
     assert "<span title=" in html  # the drift document's words coloured
     words = next(df.value for df in at.dataframe if "word" in df.value.columns)
     assert list(words.columns[:3]) == ["position", "word", "fp32"]
+
+
+def test_torchscript_text_model_gets_leave_one_word_out_drift_and_int8_says_why_not(bag):
+    import io
+
+    module, _, data = bag
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(module), buffer)
+    model = load_model(buffer.getvalue(), "bag_scripted.pt", sidecar=sidecar(length=L))
+    assert model.format == "torchscript"
+    c = compare_variants(model, text_set(model, data.texts), [VariantSpec("weights", 4), VariantSpec("int8-dynamic")],
+                         batch_sizes=(1, 4), n_drift=4, bits_curve=False)
+    assert "TorchScript" in c.errors["int8 dynamic"]
+    assert c.drift_reference.method == "occlusion" and "TorchScript hides the embedding" in c.drift_reference.note
+    w4 = c.results[1]
+    assert set(w4.drift) == {"Leave-one-word-out rank correlation", "Leave-one-word-out top-3 word overlap"}
+    # fp32's leave-one-word-out by hand: P(class) drop when the word alone becomes UNK
+    e = module.embedding.weight.detach().double().numpy()
+    w, b = module.head.weight.detach().double().numpy(), module.head.bias.detach().double().numpy()
+    doc, t = c.drift_reference.documents[0], int(c.drift_reference.targets[0])
+    ablated = np.repeat(doc.ids[None], doc.n_words + 1, axis=0)
+    for j in range(doc.n_words):
+        ablated[j + 1, j] = model.info.tokenizer.unk_id
+    p = softmax(e[ablated].sum(axis=1) @ w.T + b)[:, t]
+    assert np.allclose(c.drift_reference.values[0], p[0] - p[1:], atol=1e-6)
+
+
+def test_page_reruns_with_pruning_and_another_variant():
+    at = run_text_page("text_bilstm")
+    at.multiselect(key="qt_variants").set_value(["w8 per-tensor"])
+    at.slider(key="qt_sparsity").set_value(50).run()
+    assert not at.exception, at.exception
+    frame = next(df.value for df in at.dataframe if "variant" in df.value.columns)
+    assert list(frame["variant"]) == ["fp32", "fp32 + 50% pruned", "w8 per-tensor + 50% pruned"]
+    assert "int8 static" not in at.multiselect(key="qt_variants").options

@@ -7,7 +7,7 @@ import streamlit as st
 
 from xai_core.quantization import (FP32, ComparisonSettings, TextDriftReference, VariantSpec, assemble, bits_curve_for,
                                    builders, catalogue, default_batch_sizes, default_specs, prepare_comparison,
-                                   speed_verdicts, try_compare_variant, variant_word_attribution, word_drift_frame)
+                                   refused_layers, speed_verdicts, try_compare_variant, variant_word_attribution, word_drift_frame)
 from xai_core.viz.quantization import bits_curve_figure, drift_summary_figure, tradeoff_figure
 from xai_core.viz.text import word_highlight_html
 from ui import state
@@ -85,9 +85,8 @@ def show(selection: state.Selection) -> None:
     comparison = assemble(context, outcomes)
     for label, why in comparison.errors.items():
         st.warning(f"**{label}** could not be built: {why}", icon=":material/warning:")
-    refused = next((n for r in comparison.results for n in r.notes if n.startswith("torch.ao.quantization cannot")),
-                   None)
-    if refused:
+    refused = refused_layers(model)
+    if refused and any(r.spec.real_int8 for r in comparison.results):
         st.info(refused, icon=":material/info:")
 
     card("Trade-offs", f"Each variant against fp32 on the same {comparison.n_rows} documents (token ids, "
