@@ -273,3 +273,27 @@ def test_one_output_is_regression_and_a_classifier_needs_two():
     assert load_model(two, "c.pt2").info.task == "classification"
     with pytest.raises(XaiError, match="A regression model must return one value per row; this one returns 2"):
         load_model(two, "c.pt2", sidecar={"task": "regression"})
+
+
+class _Block(nn.Module):
+    """A residual block calling one ReLU module twice, as torchvision's ResNet blocks do: unflattening names the
+    second call `relu@1` and renames it back after generating the block's code."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.conv2(self.relu(self.conv1(x))) + x)
+
+
+def test_a_module_called_twice_runs_from_the_unflattened_pt2_as_in_eager():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), _Block(), _Block(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(4, 2)).eval()
+    x = torch.randn(3, 3, 8, 8)
+    model = load_model(export_bytes(net, x), "shared.pt2")
+    assert not any(getattr(m, "_run_with_interpreter", False) for m in model.module.modules())  # generated code runs
+    with torch.no_grad():
+        torch.testing.assert_close(model.module(x), net(x))

@@ -364,6 +364,9 @@ def run_generated_code(module: nn.Module) -> int:
     switched = 0
     for submodule in module.modules():
         if hasattr(submodule, "_run_with_interpreter"):  # torch.export.unflatten's per-module switch (torch 2.13/2.14)
+            # Unflattening rewrites graphs after generating their code (a module called twice, like ResNet's shared
+            # ReLU, is renamed from `relu@1` back to `relu`): regenerate the code from the graph as it is now.
+            submodule.finalize()
             submodule._run_with_interpreter = False
             switched += 1
     return switched
