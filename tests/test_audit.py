@@ -251,3 +251,44 @@ def test_planted_corner_shortcut_is_ranked_first_by_flip_set_and_group_drift():
     assert (fs.frame["top-k overlap"][5:] == 1.0).all()  # unmarked images: explained exactly as fp32
     groups = audit.group_drift["shortcut"].frame
     assert groups.loc[0, "class"] == "circle" and groups.loc[0, "drift"] > groups["drift"][1:].max()
+
+
+# ---------------------------------------------------------------------------------------- the faithfulness scorecard
+
+
+def test_sparseness_is_the_gini_index():
+    from xai_core.quantization.scorecard import sparseness
+
+    assert sparseness(np.ones(10)) == pytest.approx(0.0)
+    assert sparseness(np.eye(1, 10)[0]) == pytest.approx(0.9)  # (n − 1) / n for one non-zero entry of n
+    assert sparseness(np.array([0.0, 1.0, 2.0, 3.0])) == pytest.approx(
+        sum(abs(a - b) for a in range(4) for b in range(4)) / (2 * 4 * 4 * 1.5))  # mean-difference form
+
+
+def test_road_imputation_fills_a_linear_ramp_exactly():
+    from xai_core.quantization.scorecard import road_impute
+
+    ramp = torch.arange(16, dtype=torch.float32).view(1, 1, 1, 16).expand(1, 2, 16, 16) * 0.1
+    ramp = ramp + torch.arange(16, dtype=torch.float32).view(1, 1, 16, 1) * 0.05  # a plane: harmonic
+    removed = torch.zeros(1, 16, 16, dtype=torch.bool)
+    removed[0, 5:9, 6:10] = True
+    filled = road_impute(ramp, removed, iterations=400)
+    assert torch.allclose(filled, ramp, atol=1e-3)
+    assert torch.equal(filled[:, :, ~removed[0]], ramp[:, :, ~removed[0]])  # pixels kept are untouched
+
+
+def test_scorecard_on_a_table_says_which_method_is_most_faithful():
+    from xai_core.quantization.scorecard import faithfulness_scorecard
+
+    model = load_demo_model("breast_cancer")
+    data = load_demo_data("breast_cancer", model)
+    context = prepare_comparison(model, data, ComparisonSettings(n_drift=0, batch_sizes=(1,), max_rows=40))
+    card = faithfulness_scorecard(context, [VariantSpec("int8-dynamic")], n_samples=3, heavy=True)
+    frame = card.frame.set_index(["variant", "method"])
+    assert frame.loc[("int8 dynamic", "integrated_gradients"), "explained with"] == "fake-quant twin"
+    assert frame.loc[("int8 dynamic", "leave_one_feature_out"), "explained with"] == "real int8 model"
+    assert frame["completeness error"].dropna().max() < 0.05  # integrated gradients: Σφ = f(x) − f(baseline)
+    assert frame["infidelity"].notna().all()
+    assert card.verdict().startswith("**") and "most faithful" in card.verdict()
+    with pytest.raises(XaiError, match="does not know"):
+        faithfulness_scorecard(context, [], methods=["lime"])
