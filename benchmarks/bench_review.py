@@ -44,9 +44,9 @@ from xai_core.review import ModelSource, ReviewSettings, run_review  # noqa: E40
 
 # scale: (rows, Ray workers or None for in-process) of each command-line review
 SIZES = {"full": dict(shap_rows=384, shap_shard=48, images=2000, image_shard=250, big=100_000, spin_rows=6,
-                      spin_images=64, scale=((1_000, None), (1_000, 2), (10_000, None))),
+                      spin_images=64, scale=((1_000, None), (10_000, None), (10_000, 2))),
          "quick": dict(shap_rows=24, shap_shard=6, images=200, image_shard=50, big=5_000, spin_rows=2, spin_images=32,
-                       scale=((60, None), (60, 2), (200, None)))}
+                       scale=((60, None), (200, None), (200, 2)))}
 
 
 def load() -> str:
@@ -255,6 +255,8 @@ def markdown(size, through, loads, spin, scale, big) -> str:
                      f"{loads[title]} |")
     lines += ["", "Ray against in-process on the same 2 cores (per-row work; positive = Ray slower):", ""]
     for title in ("Shapley values, breast cancer", "Grad-CAM, shapes"):
+        if (title, "Ray, 2 workers x 1 thread") not in by:
+            continue
         local = by[(title, "in-process, 2 torch threads")][1]
         ray2 = by[(title, "Ray, 2 workers x 1 thread")][1]
         ray1 = by[(title, "Ray, 1 worker x 1 thread")][1]
@@ -284,6 +286,10 @@ def markdown(size, through, loads, spin, scale, big) -> str:
                      f"{t.get('surrogate', 0):.1f} | {t.get('quantization', 0):.1f} | {r['report_bytes'] / 1e6:.2f} | "
                      f"{r['open']['load_event']:.2f} | {r['open']['all_figures_drawn']:.2f} | "
                      f"{r['load_before']} -> {r['load_after']} |")
+    if big is None:
+        big = {"n": 0, "shap_seconds_per_row": float("nan"), "table_seconds": float("nan"), "n_shards": 0,
+               "plan_and_hash_seconds": float("nan"), "evaluation_seconds": float("nan"), "sampled_shards": [],
+               "sampled_rows": 0, "load_before": "-", "load_after": "-"}
     per_row_big = 1000 * big["shap_seconds_per_row"]
     extrapolated = big["shap_seconds_per_row"] * big["n"]
     lines += ["", f"{big['n']:,} rows (not run in full): the table made, hashed and planned in "
@@ -292,17 +298,26 @@ def markdown(size, through, loads, spin, scale, big) -> str:
               f"{big['n_shards']} ({big['sampled_rows']} rows): {per_row_big:.1f} ms/row, so about "
               f"{extrapolated / 60:.0f} min for all rows in-process (extrapolated, not measured; surrogate and "
               f"quantization not run at this size). Load {big['load_before']} -> {big['load_after']}.", ""]
-    ten = next(((w, r) for n, w, r in scale if n == size["scale"][-1][0]), None)
-    if ten is not None:
-        w, ten = ten
-        lines.append(f"{size['scale'][-1][0]:,}-row goals ({f'Ray, {w} workers' if w else 'in-process'}): review "
+    largest = max((n for n, _, _ in scale), default=None)
+    for n_rows in sorted({n for n, _, _ in scale}):
+        local = next((r for n, w, r in scale if n == n_rows and not w), None)
+        on_ray = next((r for n, w, r in scale if n == n_rows and w == 2), None)
+        if local and on_ray:
+            a, b = local["timings"]["shards_wall_seconds"], on_ray["timings"]["shards_wall_seconds"]
+            lines += [f"Ray, 2 workers against in-process at {n_rows:,} rows (command line, SHAP phase, runs minutes "
+                      f"apart): {a:.0f} s in-process, {b:.0f} s on Ray: {100 * (b / a - 1):+.0f} % (goal <= +15 %: "
+                      f"{'met' if b <= 1.15 * a else 'not met'}); whole command {local['seconds']:.0f} s vs "
+                      f"{on_ray['seconds']:.0f} s.", ""]
+    for w, ten in [(w, r) for n, w, r in scale if n == largest]:
+        lines.append(f"{largest:,}-row goals ({f'Ray, {w} workers' if w else 'in-process'}): review "
                      f"{ten['seconds'] / 60:.1f} min (goal <= 10: "
                      f"{'met' if ten['seconds'] <= 600 else 'not met'}), report {ten['report_bytes'] / 1e6:.1f} MB "
                      f"(goal <= 10: {'met' if ten['report_bytes'] <= 10e6 else 'not met'}), Chromium "
                      f"{ten['open']['all_figures_drawn']:.1f} s to draw every figure (goal <= 5: "
                      f"{'met' if ten['open']['all_figures_drawn'] <= 5 else 'not met'}; browser launch "
                      f"{ten['open']['launch']:.1f} s not counted).")
-    lines += ["", *estimate_32_cores(by, size, scale)]
+        lines.append("")
+    lines += estimate_32_cores(by, size, scale)
     return "\n".join(lines)
 
 
@@ -356,35 +371,39 @@ def main() -> None:
         return
     parts = set(args.parts.split(","))
     work = Path(tempfile.mkdtemp(prefix="bench-review-"))
-    raw: dict = {"size": size}
+    raw: dict = {"size": size, "throughput": [], "loads": {"start": load()}, "spin": [], "scale": [], "big": None}
+
+    def keep() -> None:  # after every part, so an interrupted run keeps what it measured (--from-raw)
+        if args.raw:
+            args.raw.write_text(json.dumps(raw, default=str))
+
     try:
-        through, loads = throughput(size, work) if "throughput" in parts else ([], {"start": load()})
-        raw["throughput"], raw["loads"] = through, loads
-        spin = spin_contrast(size) if "spin" in parts else []
-        raw["spin"] = spin
-        scale = []
+        if "throughput" in parts:
+            raw["throughput"], raw["loads"] = throughput(size, work)
+            keep()
+        if "spin" in parts:
+            raw["spin"] = spin_contrast(size)
+            keep()
+        if "big" in parts:
+            raw["big"] = big_sample(size, work)
+            keep()
         if "scale" in parts:
             source, model = case("breast_cancer")
             for n, workers in size["scale"]:
                 csv = work / f"rows-{n}.csv"
                 table = scaled_table(model, n)
                 table.X.assign(target=table.y.to_numpy()).to_csv(csv, index=False)
-                scale.append((n, workers, cli_review(csv, work / f"review-{n}-{workers}", workers)))
-                print(n, json.dumps(scale[-1]), flush=True)
-        raw["scale"] = scale
-        big = big_sample(size, work) if "big" in parts else None
-        raw["big"] = big
+                raw["scale"].append((n, workers, cli_review(csv, work / f"review-{n}-{workers}", workers)))
+                print(n, workers, json.dumps(raw["scale"][-1][2]), flush=True)
+                keep()
     finally:
         print(json.dumps(raw, default=str), flush=True)
-        if args.raw:
-            args.raw.write_text(json.dumps(raw, default=str))
         shutil.rmtree(work, ignore_errors=True)
-    text = markdown(size, through, loads, spin, scale, big)
+    text = markdown(size, raw["throughput"], raw["loads"], raw["spin"], raw["scale"], raw["big"])
     if args.quick:
         print(text)
     else:
         write_section("review", text)
-
 
 if __name__ == "__main__":
     main()
