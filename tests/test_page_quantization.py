@@ -133,3 +133,41 @@ def test_adding_a_variant_computes_only_that_variant(monkeypatch):
     at.multiselect(key="q_variants").set_value(["w8 per-channel"]).run()
     assert compared == ["fp32", "w4 per-tensor", "w8 per-channel"]  # removing one computes nothing
     assert list(table(at)["variant"]) == ["fp32", "w8 per-channel"]
+
+
+# ---------------------------------------------------------------------------------------- the compression audit
+
+
+def test_audit_on_a_table_shows_verdict_flip_sets_groups_and_scorecard():
+    at = run_page(demo_key="breast_cancer")
+    at.multiselect(key="q_variants").set_value(["w2 per-tensor", "int8 dynamic"])
+    at.toggle(key="q_audit").set_value(True).run()
+    assert not at.exception, at.exception
+    assert not error_messages(at), error_messages(at)
+    text = " ".join(m.value for m in at.markdown)
+    assert "holds down to" in text or "holds at no tested bit width" in text
+    assert "most faithful method for this model" in text
+    summary = next(df.value for df in at.dataframe if "flipped share" in df.value.columns and "variant" in df.value.columns)
+    assert list(summary["variant"]) == ["w2 per-tensor", "int8 dynamic"]
+    assert "real int8" in " ".join(summary["explained with"]) or "twin" in " ".join(summary["explained with"])
+    flips = next(df.value for df in at.dataframe if "in_audit_set" in df.value.columns)
+    assert flips["rank"].tolist() == list(range(1, len(flips) + 1))
+    assert any(d.proto.label.startswith("Flip sets") for d in at.get("download_button"))
+    at.radio(key="q_audit_method").set_value("perturbation").run()
+    assert not at.exception, at.exception
+    summary = next(df.value for df in at.dataframe if "flipped share" in df.value.columns and "variant" in df.value.columns)
+    assert "leave-one-feature-out on the real int8 model" in list(summary["explained with"])
+
+
+def test_audit_error_is_shown_and_the_page_keeps_running(monkeypatch):
+    import views.quantization  # noqa: F401  (the page module reads the name at run time)
+
+    def broken(*args, **kwargs):
+        raise XaiError("The audit cannot run on this model: planted for the test.")
+
+    monkeypatch.setattr("xai_core.quantization.audit.audit_variants", broken)
+    at = run_page(demo_key="wine")
+    at.toggle(key="q_audit").set_value(True).run()
+    assert not at.exception, at.exception
+    assert any("planted for the test" in e for e in error_messages(at)), error_messages(at)
+    assert table(at) is not None  # the comparison above is still on the page

@@ -10,6 +10,10 @@ from xai_core.quantization import (FP32, ComparisonSettings, ImageDriftReference
                                    prepare_comparison, speed_verdicts, try_compare_variant)
 from xai_core.viz.quantization import (bits_curve_figure, drift_image_figure, drift_summary_figure, drift_tabular_figure,
                                        tradeoff_figure)
+from xai_core.quantization.audit import AuditSettings, audit_variants
+from xai_core.quantization.scorecard import faithfulness_scorecard
+from xai_core.viz.audit import (audit_bits_figure, flip_pairs_figure, flip_table_figure, group_drift_figure,
+                                group_maps_figure)
 from ui import state
 from ui.look import card, figure, page_header, table_download, user_errors
 
@@ -138,6 +142,7 @@ def show(selection: state.Selection) -> None:
                    "variant also ranks on top.", key="q_drift_summary", download_name="explanation_drift")
     if comparison.drift_variants:
         drift_detail(comparison, data)
+    audit_section(selection, context, settings, tuple(s for s in specs if s.label not in comparison.errors))
 
 
 def drift_detail(comparison, data) -> None:
@@ -172,11 +177,142 @@ def drift_detail(comparison, data) -> None:
                "run the model).", key="q_drift_bars")
 
 
+# ---------------------------------------------------------------------------------------- the compression audit
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def cached_audit(model_sha: str, data_key: str, settings: ComparisonSettings, specs: tuple[VariantSpec, ...],
+                 audit_settings: AuditSettings, _context, _background):
+    """The audit of the compared variants, keyed by the model, the data and every setting."""
+    bar = st.progress(0.0, text="Compression audit…")
+
+    def progress(done: int, total: int, message: str) -> None:
+        bar.progress(done / total, text=f"audit step {done}/{total}: {message}")
+
+    try:
+        return audit_variants(_context, list(specs), audit_settings, _background, progress=progress)
+    finally:
+        bar.empty()
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def cached_scorecard(model_sha: str, data_key: str, settings: ComparisonSettings, specs: tuple[VariantSpec, ...],
+                     n_samples: int, heavy: bool, _context, _background):
+    bar = st.progress(0.0, text="Faithfulness scorecard…")
+
+    def progress(done: int, total: int, message: str) -> None:
+        bar.progress(done / max(total, 1), text=f"scoring {done}/{total}: {message}")
+
+    try:
+        return faithfulness_scorecard(_context, list(specs), n_samples=n_samples, heavy=heavy, background=_background,
+                                      progress=progress)
+    finally:
+        bar.empty()
+
+
+def audit_section(selection: state.Selection, context, settings: ComparisonSettings,
+                  specs: tuple[VariantSpec, ...]) -> None:
+    card("Compression audit", "Which samples does quantization change, and do explanations drift before accuracy "
+                              "does? (Hooker et al. 2020: a compressed model's errors concentrate on a few samples.)")
+    if not st.toggle("Run the compression audit", key="q_audit",
+                     help="Flip sets per compared variant, the bits curve with explanation agreement, per-class drift "
+                          "and a faithfulness scorecard. Takes seconds to minutes; cached once computed."):
+        return
+    model = selection.model
+    image = model.info.input_kind == "image"
+    c = st.columns([2, 1.4, 1.4])
+    method = c[0].radio("Explain with", ["gradient", "perturbation"], horizontal=True, key="q_audit_method",
+                        format_func=lambda m: {"gradient": ("Grad-CAM" if image else "integrated gradients")
+                                               + " (real int8: its fake-quant twin)",
+                                               "perturbation": ("occlusion" if image else "leave-one-feature-out")
+                                               + " (real int8: the real model)"}[m])
+    n_explain = c[1].slider("Samples explained", 8, 64, 16, 8, key="q_audit_n",
+                            help="Explanations are compared on the first samples of the comparison; predictions on "
+                                 "all of them.")
+    per_channel = c[2].radio("Bits curve rounding", ["per channel", "per tensor"], key="q_audit_granularity",
+                             horizontal=True) == "per channel"
+    audit_settings = AuditSettings(method=method, n_explain=n_explain, per_channel=per_channel)
+    audit = cached_audit(model.sha256, selection.data_key, settings, specs, audit_settings, context,
+                         selection.background)
+    for label, why in audit.errors.items():
+        st.warning(f"**{label}** could not be audited: {why}", icon=":material/warning:")
+    if audit.explainer.note:
+        st.info(audit.explainer.note, icon=":material/info:")
+
+    if audit.bits is not None:
+        st.markdown(audit.bits.verdict())
+        warning = audit.bits.warning()
+        if warning:
+            st.warning(warning, icon=":material/warning:")
+        figure(audit_bits_figure(audit.bits), "Solid: the score against the labels; dotted: agreement of the "
+               f"{audit.explainer.name} explanations with fp32's on {len(audit.explained_ids)} samples; bands: 95% "
+               "bootstrap intervals over samples. Accuracy holds while the upper bound of its paired drop from fp32 "
+               f"stays within {audit_settings.accuracy_tolerance:.0%}; explanations hold while the lower bounds of the "
+               f"overlap and rank correlation stay at or above {audit_settings.overlap_floor:g} (dashed line).",
+               key="q_audit_bits", download_name="audit_bits_curve")
+        table_download(audit.bits.frame, "audit_bits_curve", "Bits curve with intervals (CSV)")
+
+    if not audit.flip_sets:
+        st.info("No variant could be audited.")
+        return
+    st.markdown("**Flip sets**: per variant, the samples whose prediction flips, then those whose explanation moved "
+                f"most (top-k overlap with fp32's below {audit_settings.moved_overlap:g}).")
+    st.dataframe(audit.summary(), width="stretch", hide_index=True)
+    table_download(audit.to_frame(), "compression_audit_flip_sets", "Flip sets: sample ids and scores (CSV)")
+    label = st.selectbox("Variant", list(audit.flip_sets), key="q_audit_variant")
+    flips = audit.flip_sets[label]
+    st.caption(f"{flips.n_flipped} of {flips.n_samples} samples flip ({flips.share:.1%}); {flips.n_moved} of "
+               f"{flips.n_explained} explained samples moved. Explained with {flips.method}. Per class by "
+               f"{flips.class_column}.")
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.dataframe(flips.frame.head(200), width="stretch", hide_index=True)
+    with right:
+        st.dataframe(flips.per_class, width="stretch", hide_index=True)
+    shown = [s for s in flips.frame["sample"] if s in set(audit.explained_ids)][:4]
+    if shown and image:
+        figure(flip_pairs_figure(audit, label, selection_images(context), shown),
+               f"The top-ranked explained samples of the flip set: fp32's {audit.explainer.name} (left) and "
+               f"{label}'s (right), for fp32's class.", key="q_audit_pairs")
+    elif shown:
+        sample = st.selectbox("Row", shown, key="q_audit_row")
+        figure(flip_table_figure(audit, label, sample, list(context.data.feature_names)),
+               f"{audit.explainer.name} of fp32's class by fp32 and by {label}, features ranked by fp32's magnitude.",
+               key="q_audit_row_bars")
+
+    card("Group drift", "Which classes' explanations moved most?")
+    figure(group_drift_figure(audit, label), "Each class's mean explanation (images: maps scaled to peak 1, tables: "
+           "mean |value|) over its explained samples, fp32 against the variant.", key="q_audit_groups")
+    top_class = audit.group_drift[label].frame["class"].iloc[0]
+    if image:
+        figure(group_maps_figure(audit, label, top_class, selection_images(context)[0]),
+               f"Mean maps of the class that drifted most ({top_class}).", key="q_audit_group_maps")
+    table_download(audit.group_drift[label].frame, f"group_drift_{label}", "Group drift (CSV)")
+
+    card("Faithfulness scorecard", "Which explanation method should I believe, and does that change under "
+                                   "quantization?")
+    heavy = st.toggle("Add infidelity and ROAD (slower)", key="q_audit_heavy")
+    card_result = cached_scorecard(model.sha256, selection.data_key, settings, specs, 4, heavy, context,
+                                   selection.background)
+    st.markdown(card_result.verdict())
+    st.dataframe(card_result.frame, width="stretch", hide_index=True)
+    st.caption("On the first 4 samples. Deletion AUC: lower is better; insertion AUC, sparseness (Gini): higher is "
+               "better; completeness error (integrated gradients only), infidelity, ROAD (mean probability of the "
+               "class after removing the top 10/30/50% pixels): lower is better. Gradient methods on a real int8 "
+               "variant explain its fake-quant twin; the metrics run the real int8 model. Seconds per sample: "
+               + ", ".join(f"{k} {v:.3f}" for k, v in card_result.metric_seconds.items()) + ".")
+    table_download(card_result.frame, "faithfulness_scorecard", "Scorecard (CSV)")
+
+
+def selection_images(context):
+    return context.data.images
+
+
 with user_errors():
     selection = state.current_selection()
     if selection.model.info.input_kind == "text":
-        st.info("This page is for image and tabular models: quantizing text models is not supported yet. Text models "
-                "are explained on **Text explanations**.")
+        from views.quantization_text import show as show_text
+        show_text(selection)
     elif selection.data is None:
         st.info("Load data on the Model & data page: the comparison needs inputs to run every variant on.")
     else:
