@@ -6,24 +6,27 @@ Every page calls `current_selection()` to get the model and data the Model & dat
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import copy
 import gc
 import hashlib
 import json
+import logging
 import os
 import secrets
 import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from xai_core.data_loading import load_data
-from xai_core.datasets import ImageSet, TableSet
-from xai_core.demo import DEMOS, ASSETS, load_demo_data, load_demo_model
-from xai_core.loading import load_model
-from xai_core.model import LoadedModel
+# xai_core imports torch: it is imported inside the functions that need it, so a cold server can draw the landing page
+# (ui.model_page's snapshot) before torch has loaded, and load it on a background thread meanwhile (`warm_up`).
+if TYPE_CHECKING:
+    from xai_core.datasets import ImageSet, TableSet
+    from xai_core.model import LoadedModel
 
 DEFAULT_DEMO = "shapes"
 # Only the operator can allow unpickling whole models, by starting the server with XAI_ALLOW_PICKLE=1.
@@ -77,24 +80,97 @@ def _digest(*parts: bytes | str) -> str:
     return h.hexdigest()
 
 
+# ---------------------------------------------------------------------------------------- warming up off the request
+
+# Work started on a background thread before any session asked for it (the default demo's model and data while the
+# landing page is drawn from its snapshot). The cached functions below take the result from here instead of computing
+# it again, so nothing is computed twice; a failure surfaces in the session that asks, as if computed there.
+_started: dict[tuple, concurrent.futures.Future] = {}
+_started_lock = threading.Lock()
+_warm_up_started = False
+# The modules the pages import, so the first visit to a page after the landing does not pay for torch, captum, sklearn…
+WARM_MODULES = ("xai_core.demo", "xai_core.evaluation", "xai_core.preprocessing", "xai_core.viz.model",
+                "xai_core.data_loading", "xai_core.loading", "xai_core.attribution.image", "xai_core.attribution.tabular",
+                "xai_core.attribution.shapley", "xai_core.metrics", "xai_core.surrogate", "xai_core.viz.image",
+                "xai_core.viz.importance", "xai_core.viz.tree", "xai_core.quantization", "xai_core.viz.quantization")
+
+
+def _take_started(what: tuple):
+    with _started_lock:
+        return _started.pop(what, None)
+
+
+def warm_up(key: str | None = None, delay: float = 0.5) -> None:
+    """Once per process: import the pages' modules and load demo `key` (its model, test and training data) on a
+    background thread, `delay` seconds from now (after the first page has been sent to the browser)."""
+    global _warm_up_started
+    with _started_lock:
+        if _warm_up_started:
+            return
+        _warm_up_started = True
+        key = key or DEFAULT_DEMO
+        futures = {what: concurrent.futures.Future() for what in (("model", key), ("data", key, "test"),
+                                                                   ("data", key, "train"))}
+        _started.update(futures)
+
+    def run() -> None:
+        time.sleep(delay)
+        import importlib
+
+        from xai_core.demo import DEMOS, load_demo_data, load_demo_model
+
+        for what, load in ((("model", key), lambda: load_demo_model(key)),
+                           (("data", key, "test"), lambda: load_demo_data(key, futures[("model", key)].result())),
+                           (("data", key, "train"), lambda: load_demo_data(key, futures[("model", key)].result(),
+                                                                           split="train")
+                            if DEMOS[key].train_file else None)):
+            try:
+                futures[what].set_result(load())
+            except BaseException as exc:  # noqa: BLE001 - handed to the session that asks for it
+                futures[what].set_exception(exc)
+        for name in WARM_MODULES:
+            try:
+                importlib.import_module(name)
+            except Exception:  # a page importing it will show the error; warming up is only an optimisation
+                logging.getLogger(__name__).exception("warming up: importing %s failed", name)
+        freeze_long_lived_objects()
+
+    threading.Thread(target=run, name="xai-warm-up", daemon=True).start()
+
+
 @st.cache_resource(max_entries=8, show_spinner="Loading the model…")
 def cached_demo_model(key: str) -> LoadedModel:
+    started = _take_started(("model", key))
+    if started is not None:
+        return started.result()
+    from xai_core.demo import load_demo_model
+
     return load_demo_model(key)
 
 
 @st.cache_data(max_entries=16, show_spinner="Loading the demo data…")
 def cached_demo_data(key: str, model_sha: str, split: str = "test"):
-    return load_demo_data(key, cached_demo_model(key), split=split)
+    model = cached_demo_model(key)
+    started = _take_started(("data", key, split))
+    if started is not None and started.result() is not None:
+        return started.result()
+    from xai_core.demo import load_demo_data
+
+    return load_demo_data(key, model, split=split)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the uploaded model…")
 def cached_uploaded_model(key: str, _data: bytes, filename: str, _sidecar: bytes | None, overrides_json: str) -> LoadedModel:
+    from xai_core.loading import load_model
+
     return load_model(_data, filename, sidecar=_sidecar, overrides=json.loads(overrides_json), allow_pickle=ALLOW_PICKLE)
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner="Reading the uploaded data…")
 def cached_uploaded_data(key: str, model_sha: str, _files: list[tuple[str, bytes]], settings: "DataSettings",
                          _model: LoadedModel):
+    from xai_core.data_loading import load_data
+
     return load_data(_files, _model.info, settings.target_column, ignore_columns=settings.ignore_columns,
                      label_pattern=settings.label_pattern)
 
@@ -144,6 +220,8 @@ def current_selection() -> Selection:
         model = uploaded_model()
         data, data_key = uploaded_data(model)
         return Selection(model, data, "upload", None, data_key)
+    from xai_core.demo import DEMOS
+
     key = st.session_state.setdefault("demo_key", DEFAULT_DEMO)
     if key not in DEMOS:
         key = st.session_state["demo_key"] = DEFAULT_DEMO
@@ -214,4 +292,6 @@ def keep_uploads_across_reloads() -> None:
 
 
 def demo_available() -> bool:
+    from xai_core.demo import ASSETS, DEMOS
+
     return all((ASSETS / d.model_file).exists() for d in DEMOS.values())

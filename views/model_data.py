@@ -1,45 +1,59 @@
 """Model & data: pick a demo or upload a model and data; see what the model is, how its inputs are prepared, and how
-well it does."""
+well it does.
+
+The default demo is drawn from its shipped snapshot (ui.model_page) without importing torch; everything else is
+computed here. xai_core (and so torch) is imported only on the paths that need it.
+"""
 
 from __future__ import annotations
 
 import html
+import sys
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
-from xai_core.data_loading import TABLE_SUFFIXES, read_table, suggest_label_pattern
-from xai_core.datasets import ImageSet
-from xai_core.demo import DEMOS
-from xai_core.evaluation import evaluate, summarize
-from xai_core.loading import torchvision_architectures
-from xai_core.preprocessing import check_preprocessing, normalisation_name
-from xai_core.viz.model import (architecture_figure, confusion_matrix_figure, image_grid_figure, model_input_figure,
-                                predicted_vs_true_figure, preprocessing_check_figure)
-from ui import state
-from ui.look import ICON_INFO, ICON_WARNING, card, facts, figure, page_header, table_download, user_errors
+from ui import model_page, state
+from ui.look import ICON_INFO, ICON_WARNING, figure, page_header, user_errors
+from ui.model_page import RESIZE_MODES
 
 page_header("Model & data", "What model am I looking at, how does it see its inputs, and how well does it do?")
-
-FORMATS = {"export": "torch.export", "state_dict": "state_dict", "torchscript": "TorchScript",
-           "pickle": "pickle (operator-allowed)"}
-RESIZE_MODES = {"crop": "resize, centre-crop", "stretch": "stretch to fit", "pad": "resize, pad with black"}
 
 
 @st.cache_data(max_entries=32, show_spinner="Scoring the model on the data…")
 def cached_evaluation(model_sha: str, data_key: str, _selection):
+    from xai_core.evaluation import evaluate
+
     return evaluate(_selection.model, _selection.data)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def cached_summary(model_sha: str, _model):
+    from xai_core.evaluation import summarize
+
     return summarize(_model)
 
 
 @st.cache_data(max_entries=16, show_spinner="Trying the usual preprocessing conventions on your labelled images…")
 def cached_preprocessing_check(model_sha: str, data_key: str, _model, _files, label_pattern, _data):
+    from xai_core.preprocessing import check_preprocessing
+
     return check_preprocessing(_model, _files, label_pattern=label_pattern, data=_data)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def cached_demo_view(key: str, model_sha: str, _selection) -> model_page.ModelPageView:
+    """A demo's page content (figures included), built once per process: switching back to a demo redraws it at once."""
+    evaluation = cached_evaluation(model_sha, _selection.data_key, _selection) if _selection.data is not None else None
+    return model_page.build_view(_selection, cached_summary(model_sha, _selection.model), evaluation)
+
+
+def demo_titles() -> dict[str, str]:
+    """The demos' titles by key: read from xai_core/demo's source until it has been imported (it imports torch)."""
+    if "xai_core.demo" not in sys.modules and (titles := model_page.demo_titles_from_source()) is not None:
+        return titles
+    from xai_core.demo import DEMOS
+
+    return {k: d.title for k, d in DEMOS.items()}
 
 
 # ---------------------------------------------------------------------------------------- choosing what to analyse
@@ -52,10 +66,11 @@ def choose_source() -> None:
                                     key="source_control")
     st.session_state["source"] = "upload" if source == "Upload" else "demo"
     if st.session_state["source"] == "demo":
-        keys = list(DEMOS)
+        titles = demo_titles()
+        keys = list(titles)
         current = st.session_state.get("demo_key", state.DEFAULT_DEMO)
         key = right.selectbox("Demo model and its held-out data", keys, index=keys.index(current) if current in keys else 0,
-                              format_func=lambda k: DEMOS[k].title, key="demo_select")
+                              format_func=lambda k: titles[k], key="demo_select")
         st.session_state["demo_key"] = key
     else:
         upload_form()
@@ -127,6 +142,8 @@ def model_details_form() -> dict:
         task = c[0].selectbox("Task", ["(infer)", "classification", "regression"], key="ov_task")
         kind = c[1].selectbox("Input", ["(infer)", "image", "tabular"], key="ov_kind")
         shape = c[2].text_input("Input shape without batch, e.g. 3,224,224 or 13", key="ov_shape")
+        from xai_core.loading import torchvision_architectures
+
         arch = c[3].selectbox("torchvision architecture (state_dict)", ["(detect)", *torchvision_architectures()],
                               key="ov_arch", help="'(detect)' matches the weights' layer names.")
         c = st.columns(3)
@@ -163,6 +180,8 @@ def model_details_form() -> dict:
 
 def data_options() -> None:
     """How the uploaded data is read: the label column and columns to ignore (tables), labels from file names (images)."""
+    from xai_core.data_loading import TABLE_SUFFIXES, read_table, suggest_label_pattern
+
     files = st.session_state.get("data_upload") or []
     tables = [(n, d) for n, d in files if n.lower().endswith(TABLE_SUFFIXES)]
     images = [n for n, _ in files if not n.lower().endswith(TABLE_SUFFIXES)]
@@ -205,78 +224,13 @@ def _set_state(values: dict) -> None:
         st.session_state[key] = value
 
 
-# ---------------------------------------------------------------------------------------- what the model is
-
-
-def _source_of(field: str, model) -> str:
-    if field in model.assumed:
-        return "**assumed** — " + model.assumed[field]
-    upload = st.session_state.get("model_upload") or {}
-    if st.session_state.get("source") == "upload" and field in (upload.get("overrides") or {}):
-        return "set on this page"
-    return "from the demo's sidecar" if st.session_state.get("source", "demo") == "demo" else "from the file or sidecar"
-
-
-def show_summary(selection: state.Selection) -> None:
-    model, info = selection.model, selection.model.info
-    summary = cached_summary(model.sha256, model)
-    st.markdown(f"### {html.escape(info.name)}")
-    if info.description:
-        st.caption(info.description)
-    size = summary.size_bytes
-    facts({
-        "Format": FORMATS[model.format],
-        "Parameters": f"{summary.n_parameters:,}",
-        "File size": f"{size / 1024:,.0f} KiB" if size < 1024**2 else f"{size / 1024**2:,.1f} MiB",
-        "Input": "×".join(map(str, info.input_shape)) + {"image": " image", "text": " token ids"}.get(info.input_kind, " features"),
-        "Output": f"{len(info.class_names)} classes" if info.task == "classification" else f"{info.target_name} (regression)",
-    })
-    if info.task == "classification":
-        st.caption("Classes: " + ", ".join(info.class_names[:30]) + (" …" if len(info.class_names) > 30 else ""))
-    for note in model.notes:
-        st.info(note, icon=ICON_INFO)
-
-
-def show_preprocessing(selection: state.Selection):
-    """How images reach the model, where each setting came from, and whether another convention scores far better."""
-    model, info, data = selection.model, selection.model.info, selection.data
-    card("How the images reach the model", "Each image is resized to the input size, scaled to [0, 1], then "
-         "normalised per channel as (x − mean) / std. Is that what this model was trained with?")
-    resize_source = ("set on this page" if "resize" in (st.session_state.get("model_upload") or {}).get("overrides", {})
-                     and selection.source == "upload" else "default: keeps the aspect ratio")
-    left, right = st.columns([2, 3], gap="large")
-    with left:
-        st.markdown(
-            f"- **Input size** {info.image_size[0]}×{info.image_size[1]}, {info.channels} channel(s) — "
-            f"{_source_of('input_shape', model)}\n"
-            f"- **Resize** {RESIZE_MODES[info.resize]} — {resize_source}\n"
-            f"- **Normalisation** {normalisation_name(info)} — {_source_of('mean', model)}")
-        guessed = [f for f in ("input_shape", "mean") if f in model.assumed]
-        if guessed:
-            st.warning("Part of the preprocessing is **assumed**, not declared: "
-                       + " and ".join({"input_shape": "the input size", "mean": "the normalisation"}[f] for f in guessed)
-                       + ". A wrong guess gives no error, only wrong accuracy and wrong explanations. "
-                       + ("Set them in Model details above (or in a sidecar)." if selection.source == "upload" else ""),
-                       icon=ICON_WARNING)
-    with right:
-        if data is not None and len(data):
-            figure(model_input_figure(data.images, info), "Left: the images as the model receives them. Right: the "
-                   "values it is fed. Normalised with the training data's mean and std they centre near 0 with a "
-                   "spread near 1; the [0, 1] and [−1, 1] conventions fill those ranges instead.", key="model_input")
-    verdict = st.container()
-    if data is None or data.labels is None or info.task != "classification":
-        if guessed and data is not None:
-            verdict.caption(":material/info: With labelled images (class folders, a file-name pattern, or a CSV of "
-                            "file → label) the page scores the usual conventions and tells you if another one fits far "
-                            "better.")
-        return None
-    if not guessed and selection.source == "demo":
-        return None
-    return verdict
+# ---------------------------------------------------------------------------------------- what the model is, how well it does
 
 
 def show_preprocessing_check(selection: state.Selection, verdict) -> None:
     """Runs after the rest of the page is drawn (it scores the model several times), into the place kept for it."""
+    from xai_core.viz.model import preprocessing_check_figure
+
     model, info, data = selection.model, selection.model.info, selection.data
     files = st.session_state.get("data_upload") or []
     with verdict:
@@ -307,100 +261,29 @@ def show_preprocessing_check(selection: state.Selection, verdict) -> None:
                 st.caption(note)
 
 
-# ---------------------------------------------------------------------------------------- how well it does
-
-
-def show_performance(selection: state.Selection):
-    data, info = selection.data, selection.model.info
-    card("How well does it do?", "The model's score on the selected data, with a 95% bootstrap interval.")
-    evaluation = cached_evaluation(selection.model.sha256, selection.data_key, selection)
-    if evaluation.score is None:
-        if isinstance(data, ImageSet):
-            hint = ("Put images in class folders of a zip, give a file-name pattern, or upload a CSV of file name → "
-                    "label with them, to score the model.")
-        else:
-            hint = "Pick the label column in Target column above to score the model."
-        st.info("The data has no labels, so only predictions are shown. " + hint, icon=ICON_INFO)
+def show_live(selection: state.Selection):
+    """Compute and draw the page for `selection`; returns the place kept for the preprocessing check, if one is due."""
+    model = selection.model
+    if selection.source == "demo":
+        view = cached_demo_view(selection.demo_key, model.sha256, selection)
     else:
-        low, high = evaluation.score_interval
-        st.metric(evaluation.score_name.capitalize(), f"{evaluation.score:.3f}",
-                  help=f"95% bootstrap interval {low:.3f} – {high:.3f} over {evaluation.n_rows} rows")
-        st.caption(f"95% interval {low:.3f} – {high:.3f} · {evaluation.n_rows} "
-                   f"{'images' if isinstance(data, ImageSet) else 'rows'}"
-                   + (f" · labels from '{data.target_name}'" if getattr(data, "target_name", None) else ""))
-    if info.task == "classification":
-        if evaluation.confusion is not None:
-            figure(confusion_matrix_figure(evaluation), "Rows are the true classes, columns the predictions; the diagonal "
-                   "holds the correct ones. Each cell shows the count and its share of the row.",
-                   key="confusion", download_name="confusion_matrix")
-        counts = pd.Series(evaluation.predictions).map(dict(enumerate(info.class_names))).value_counts()
-        st.caption("Predicted classes: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    elif evaluation.labels is not None:
-        figure(predicted_vs_true_figure(evaluation, info.target_name or "target"),
-               "Each dot is a row; dots on the dashed line are predicted exactly.", key="pred_true",
-               download_name="predicted_vs_true")
-    predictions = pd.DataFrame({"row": np.arange(evaluation.n_rows)})
-    if isinstance(data, ImageSet):
-        predictions["image"] = data.names
-    if info.task == "classification":
-        predictions["predicted"] = [info.class_names[i] for i in evaluation.predictions]
-        predictions["confidence"] = evaluation.probabilities.max(axis=1).round(4)
-        if evaluation.labels is not None:
-            predictions["true"] = [info.class_names[i] for i in evaluation.labels]
-    else:
-        predictions["predicted"] = evaluation.predictions.round(4)
-        if evaluation.labels is not None:
-            predictions["true"] = evaluation.labels
-    table_download(predictions, "predictions", "Predictions (CSV)")
-    return evaluation
-
-
-def show_data(selection: state.Selection, evaluation) -> None:
-    data, info = selection.data, selection.model.info
-    card("The data", f"{len(data)} {'images' if isinstance(data, ImageSet) else 'rows'}"
-         + (" with labels" if evaluation.labels is not None else ", unlabelled"))
-    for note in data.notes:
-        st.caption(":material/info: " + note)
-    if isinstance(data, ImageSet):
-        figure(image_grid_figure(data, info.class_names, evaluation.predictions if info.task == "classification" else None),
-               "Each image is titled with its true class → the model's prediction (✓ right, ✗ wrong).", key="grid")
-    elif info.input_kind == "text":  # documents: the text and its label, not feature columns
-        preview = pd.DataFrame({"document": data.texts})
-        if data.labels is not None:
-            preview.insert(0, "label (true)", [info.class_names[i] for i in data.labels])
-        st.dataframe(preview.head(200), width="stretch", height=320)
-    else:
-        preview = data.X.copy()
-        if data.y is not None:
-            preview.insert(0, f"{data.target_name} (true)", data.y if info.task == "regression"
-                           else [info.class_names[i] for i in data.y])
-        st.dataframe(preview.head(200), width="stretch", height=320)
-
-
-def show_architecture(selection: state.Selection) -> None:
-    summary = cached_summary(selection.model.sha256, selection.model)
-    card("Architecture", "Which layers the model has and where its parameters are.")
-    figure(architecture_figure(summary), "Each box is a module, nested in its parent; its width is its share of "
-           "parameters. Click a box to zoom in, the top bar to zoom out.", key="arch")
-    with st.expander("Layer table"):
-        st.dataframe(summary.layers, width="stretch", height=320, hide_index=True)
-        table_download(summary.layers, "layers", "Layers (CSV)")
+        summary = cached_summary(model.sha256, model)
+        evaluation = (cached_evaluation(model.sha256, selection.data_key, selection)
+                      if selection.data is not None else None)
+        overrides = (st.session_state.get("model_upload") or {}).get("overrides") or {}
+        view = model_page.build_view(selection, summary, evaluation, overrides)
+    return model_page.render(view)
 
 
 choose_source()
 with user_errors():
-    selection = state.current_selection()
-    show_summary(selection)
-    verdict = show_preprocessing(selection) if selection.model.info.input_kind == "image" else None
-    if selection.data is None:
-        st.info("Upload data (images, a zip of class folders, or a CSV/Parquet table) to see the model's predictions "
-                "and accuracy.", icon=ICON_INFO)
+    snapshot = (model_page.load_snapshot(st.session_state.get("demo_key", state.DEFAULT_DEMO))
+                if st.session_state.get("source", "demo") == "demo" else None)
+    if snapshot is not None:
+        model_page.render(snapshot.view)  # the demo's preprocessing is declared: no check is due
+        state.warm_up()
     else:
-        left, right = st.columns([3, 2], gap="large")
-        with left:
-            evaluation = show_performance(selection)
-        with right:
-            show_architecture(selection)
-        show_data(selection, evaluation)
-    if verdict is not None:
-        show_preprocessing_check(selection, verdict)
+        selection = state.current_selection()
+        verdict = show_live(selection)
+        if verdict is not None:
+            show_preprocessing_check(selection, verdict)
