@@ -1,6 +1,5 @@
 """Fixtures for tests in a real headless Chromium (Debian's, driven by Playwright; no browser download)."""
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,8 +10,15 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 
 
 @pytest.fixture(scope="session")
-def dashboard_url():
-    with running_dashboard() as (url, _seconds, _process):
+def review_root(tmp_path_factory):
+    """The one review root of the shared server (its XAI_REVIEW_ROOT): tests write the reviews they open there."""
+    return tmp_path_factory.mktemp("reviews")
+
+
+@pytest.fixture(scope="session")
+def dashboard_url(review_root):
+    """One dashboard server for every browser test that does not need a fresh one."""
+    with running_dashboard(env={"XAI_REVIEW_ROOT": str(review_root)}) as (url, _seconds, _process):
         yield url
 
 
