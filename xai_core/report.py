@@ -291,4 +291,23 @@ def _quantization(review: Review) -> list[str]:
                   "fp32's (1 = identical).</p>", _table(summary)]
     for label, why in (facts.get("errors") or {}).items():
         parts.append(f"<p class='wrong'>{esc(label)} could not be built: {esc(why)}</p>")
+    return parts + _flip_sets(review.audit)
+
+
+def _flip_sets(audit: pd.DataFrame | None, top: int = 20) -> list[str]:
+    """The compression audit's flip sets: per variant, the samples to review first (flips, then moved explanations)."""
+    if audit is None or audit.empty:
+        return []
+    parts = ["<h3>Flip sets: the samples to review</h3>", "<p class='question'>Per variant, the samples whose prediction "
+             "flips, then those whose explanation moved most (top-k overlap with fp32's), ranked (Hooker et al. 2020: "
+             "a compressed model's errors concentrate on a few samples).</p>"]
+    for variant, rows in audit.groupby("variant", sort=False):
+        chosen = rows[rows["in_audit_set"]]
+        parts.append(f"<p><b>{esc(variant)}</b>: {int(rows['flipped'].sum())} flipped, "
+                     f"{int((rows['reason'] == 'explanation moved').sum())} of {int(rows['explained'].sum())} explained "
+                     f"samples moved ({esc(rows['method'].iloc[0])}).</p>")
+        if len(chosen):
+            columns = ["rank", "sample", "class", "fp32 prediction", "variant prediction", "reason", "score drop",
+                       "top-k overlap", "rank correlation"]
+            parts.append(_table(chosen[columns].head(top)))
     return parts

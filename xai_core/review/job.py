@@ -278,12 +278,18 @@ def _run_surrogate(model, data: TableSet, settings: ReviewSettings, background, 
 
 
 def _run_quantization(model, data, settings: ReviewSettings, background, out: Path) -> None:
-    from xai_core.quantization import compare_variants, default_specs
+    from xai_core.quantization import FP32, assemble, default_specs, prepare_comparison, try_compare_variant
+    from xai_core.quantization.audit import audit_variants
 
     specs = list(settings.quantization) or default_specs(model)
-    comparison = compare_variants(model, data, specs, background=background, bits_curve=False)
+    context = prepare_comparison(model, data, background=background)  # what compare_variants does, keeping fp32's side
+    comparison = assemble(context, [try_compare_variant(context, s) for s in [FP32] + [s for s in specs if s != FP32]])
     frame = comparison.to_frame()
     store.write_frame(out / "quantization.parquet", frame)
+    audited = [s for s in specs if s != FP32 and s.label not in comparison.errors]
+    if audited and model.info.input_kind in ("image", "tabular"):  # the compression audit's flip sets, for the report
+        store.write_frame(out / "audit_flip_sets.parquet",
+                          audit_variants(context, audited, background=background, bits_curve=False).to_frame())
     store.write_json(out / "quantization.json", {
         "specs": [dataclasses.asdict(s) for s in specs], "errors": comparison.errors, "n_rows": comparison.n_rows,
         "seconds": comparison.seconds, "score_name": comparison.score_name,

@@ -166,6 +166,7 @@ class Review:
     surrogate: object | None = None  # xai_core.surrogate.SurrogateTree
     quantization: pd.DataFrame | None = None  # QuantizationComparison.to_frame()
     quantization_facts: dict = field(default_factory=dict)  # variants that failed, rows compared, seconds
+    audit: pd.DataFrame | None = None  # the compression audit's flip sets (CompressionAudit.to_frame()), when written
     missing: list[str] = field(default_factory=list)
 
     @property
@@ -197,6 +198,8 @@ def load_review(folder) -> Review:
         if (folder / "quantization.json").exists():
             review.quantization = pd.read_parquet(folder / "quantization.parquet")
             review.quantization_facts = read_json(folder / "quantization.json")
+            if (folder / "audit_flip_sets.parquet").exists():
+                review.audit = pd.read_parquet(folder / "audit_flip_sets.parquet")
         else:
             review.missing.append("quantization")
     return review
