@@ -3,7 +3,6 @@ the layers torch.ao cannot quantize named, and the page in AppTest."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np

@@ -204,8 +204,8 @@ def _text_drift(variant: Variant, ref: TextDriftReference, occlusion_reference) 
         if gradient_model.autograd:
             values = explain_text(gradient_model, ref.documents, ref.method, ref.settings, targets=ref.targets).values
             metrics.update(word_drift_metrics(name, ref.values, values, ref.top_k))
-            method = (f"Layer IG on the embeddings of the fake-quant twin" if variant.twin is not None else
-                      f"Layer IG on the embeddings of its float32 emulation" if variant.emulated is not None else
+            method = ("Layer IG on the embeddings of the fake-quant twin" if variant.twin is not None else
+                      "Layer IG on the embeddings of its float32 emulation" if variant.emulated is not None else
                       "Layer IG on the embeddings")
         else:
             method = "no Layer IG (it needs gradients and this variant has no fake-quant twin)"
