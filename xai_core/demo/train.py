@@ -535,14 +535,16 @@ DEMOS: dict[str, Callable[[Path], DemoResult]] = {
 }
 
 
-def _train_text(out: Path, arch: str) -> DemoResult:
-    from xai_core.demo.text import train_text  # imported here: text.py uses this module's helpers
+def _train_text(out: Path, arch: str, corpus: str = "planted") -> DemoResult:
+    from xai_core.demo import text  # imported here: text.py uses this module's helpers
 
-    return train_text(out, arch)
+    return text.train_text(out, arch) if corpus == "planted" else text.train_fortunes(out, arch)
 
 
 DEMOS.update({"text_bilstm": lambda out: _train_text(out, "bilstm"),
-              "text_transformer": lambda out: _train_text(out, "transformer")})
+              "text_transformer": lambda out: _train_text(out, "transformer"),
+              "text_fortunes_bilstm": lambda out: _train_text(out, "bilstm", "fortunes"),
+              "text_fortunes_transformer": lambda out: _train_text(out, "transformer", "fortunes")})
 
 
 def main(argv: Sequence[str] | None = None) -> list[DemoResult]:
