@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from tests.apptest import open_page, run_app, upload_state
+from xai_core.demo import DEMOS
 from tests.test_text import VOCAB, BagOfEmbeddings, export_bytes, sidecar
 
 PAGE = "views/text_explanations.py"
@@ -29,6 +30,21 @@ def test_text_demo_page_explains_a_document_and_recovers_the_planted_words(demo)
     assert set(shares) == {"Integrated Gradients", "Gradient × input", "Leave one word out"}
     assert shares["Integrated Gradients"] >= 0.9
     assert any("Planted evidence words in this document" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("demo", [k for k in ("text_fortunes_bilstm", "text_fortunes_transformer") if k in DEMOS])
+def test_real_corpus_demo_page_explains_a_quotation_without_the_planted_word_metric(demo):
+    at = open_page(PAGE, demo_key=demo)
+    _no_exceptions(at)
+    assert not at.error
+    highlighted = [m.value for m in at.markdown if "<span title=" in m.value]
+    assert len(highlighted) == 3  # three methods side by side
+    assert any(m.value.startswith("**Top words per class**") for m in at.markdown)
+    assert any(m.value.startswith("**Faithfulness**") for m in at.markdown)
+    # Nothing is planted in a real corpus: no share of planted words, and the page says why.
+    assert not at.metric
+    assert not any("Planted evidence" in e.value for e in (*at.markdown, *at.caption))
+    assert any("compared by faithfulness alone" in c.value for c in at.caption)
 
 
 @pytest.fixture(scope="module")
