@@ -131,6 +131,19 @@ def test_verdict_warns_when_explanations_drift_before_accuracy():
     assert _bits([True, True, False], [True, True, False]).warning() is None
 
 
+def test_bits_figure_draws_score_and_both_agreements_with_bands():
+    from xai_core.quantization.audit import _bits_row
+    from xai_core.viz.audit import audit_bits_figure
+
+    reference = one_hot([0] * 20 + [1] * 20, k=2)
+    labels = np.array([0] * 20 + [1] * 20)
+    rows = [_bits_row(b, "classification", reference, reference, labels, np.ones(8), np.ones(8),
+                      AuditSettings(n_bootstrap=50)) for b in (8, 4)]
+    bits = BitsAudit(pd.DataFrame(rows), "accuracy", "Grad-CAM", "top-10% pixel overlap", AuditSettings(), 4, 4)
+    names = [t.name for t in audit_bits_figure(bits).data if t.showlegend is not False]
+    assert names == ["accuracy", "Grad-CAM: top-10% pixel overlap", "Grad-CAM: rank correlation"]
+
+
 def test_bits_row_holds_by_the_interval_definition():
     from xai_core.quantization.audit import _bits_row
 
@@ -251,6 +264,13 @@ def test_planted_corner_shortcut_is_ranked_first_by_flip_set_and_group_drift():
     assert (fs.frame["top-k overlap"][5:] == 1.0).all()  # unmarked images: explained exactly as fp32
     groups = audit.group_drift["shortcut"].frame
     assert groups.loc[0, "class"] == "circle" and groups.loc[0, "drift"] > groups["drift"][1:].max()
+    from xai_core.viz.audit import flip_pairs_figure, group_drift_figure, group_maps_figure
+
+    pairs = flip_pairs_figure(audit, "shortcut", context.data.images, top[:2])
+    assert [a.text for a in pairs.layout.annotations] == [f"fp32 · {top[0]}", f"shortcut · {top[0]}",
+                                                          f"fp32 · {top[1]}", f"shortcut · {top[1]}"]
+    assert group_drift_figure(audit, "shortcut").data[0].y[-1] == "circle"  # drawn bottom-up: the top bar
+    assert len(group_maps_figure(audit, "shortcut", "circle", context.data.images[0]).layout.annotations) == 2
 
 
 # ---------------------------------------------------------------------------------------- the faithfulness scorecard
