@@ -171,3 +171,14 @@ def test_audit_error_is_shown_and_the_page_keeps_running(monkeypatch):
     assert not at.exception, at.exception
     assert any("planted for the test" in e for e in error_messages(at)), error_messages(at)
     assert table(at) is not None  # the comparison above is still on the page
+
+
+def test_audit_on_images_shows_maps_beside_fp32_and_mean_maps():
+    at = run_page(demo_key="shapes", q_variants=["w3 per-channel"], q_audit=True, q_audit_n=8)
+    assert not at.exception, at.exception
+    assert not error_messages(at), error_messages(at)
+    captions = " ".join(c.value for c in at.caption)
+    assert "fp32's Grad-CAM (left) and w3 per-channel's (right)" in captions
+    assert "Mean maps of the class that drifted most" in captions
+    summary = next(df.value for df in at.dataframe if "flipped share" in df.value.columns and "variant" in df.value.columns)
+    assert summary["flipped"].item() > 0  # 3-bit weights flip some scenes
