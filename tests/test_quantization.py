@@ -139,6 +139,30 @@ def test_ops_int8_cannot_take_stay_in_float_and_are_named():
     assert (out.argmax(1) == model(x).argmax(1)).float().mean() >= 0.8
 
 
+class _ComputedBias(nn.Module):
+    """A linear layer whose bias is computed in forward (swin_v2's attention does this): it cannot become nn.Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight, self.half_bias = nn.Parameter(torch.randn(3, 6)), nn.Parameter(torch.randn(3))
+        self.head = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.head(nn.functional.linear(x, self.weight, torch.cat([self.half_bias[:2], self.half_bias[2:] * 0])))
+
+
+def test_a_linear_with_a_computed_bias_stays_float_and_the_rest_is_int8():
+    model = _ComputedBias().eval()
+    loaded = load_model(export_bytes(model, torch.randn(2, 6)), "computed.pt2")
+    lifted = lift_to_modules(loaded.module, torch.zeros(2, 6))
+    assert [type(m) for m in lifted.modules() if isinstance(m, nn.Linear)] == [nn.Linear]  # the head only
+    variant = build_variant(loaded, VariantSpec("int8-dynamic"))
+    x = torch.randn(5, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(lifted(x), model(x))
+        torch.testing.assert_close(variant.model.module(x), model(x), atol=0.05, rtol=0.05)
+
+
 # ---------------------------------------------------------------------------------------- real int8
 
 

@@ -86,6 +86,14 @@ def export_with_dynamic_batch(module: nn.Module, example: torch.Tensor):
         raise XaiError(f"Real int8 needs the model re-exported with torch.export, which failed: {first}.{hint}") from None
 
 
+def _constant_weights(args) -> bool:
+    """A conv/linear call whose weight and bias are the model's own tensors (not computed, like swin_v2's q/v bias):
+    only those become layers int8 can take."""
+    weight, bias = args[1], args[2] if len(args) > 2 else None
+    return (isinstance(weight, torch.fx.Node) and weight.op == "get_attr"
+            and (bias is None or isinstance(bias, torch.fx.Node) and bias.op == "get_attr"))
+
+
 def _inplace_is_safe(node: torch.fx.Node) -> bool:
     """An in-place op can become its out-of-place form when nothing reads its input after it."""
     source = node.args[0]
@@ -207,7 +215,7 @@ def lift(module: nn.Module, example: torch.Tensor) -> Lifted:
         target, args = node.target, list(node.args)
         if target in _INPLACE_ACTIVATIONS | set(_INPLACE) and not _inplace_is_safe(node):
             continue
-        if target is _aten.conv2d.default and args[1].op == "get_attr" and not node.kwargs:
+        if target is _aten.conv2d.default and _constant_weights(args) and not node.kwargs:
             x, w, b, *rest = args + [None] * (3 - len(args))
             stride, padding, dilation, groups = (list(rest) + [1, 0, 1, 1][len(rest):])[:4]
             if isinstance(padding, str):  # padding="same"/"valid": leave the ATen op (it runs in float)
@@ -219,7 +227,7 @@ def lift(module: nn.Module, example: torch.Tensor) -> Lifted:
             if b is not None:
                 conv.bias = nn.Parameter(tensor(b))
             add_module(node, owner(w), conv, x, LayerOrigin(owner(w), w.target, None if b is None else b.target))
-        elif target is _aten.linear.default and args[1].op == "get_attr":
+        elif target is _aten.linear.default and _constant_weights(args):
             x, w, b = (args + [None])[:3]
             weight = tensor(w)
             linear = nn.Linear(weight.shape[1], weight.shape[0], bias=b is not None)
