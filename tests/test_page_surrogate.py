@@ -54,3 +54,10 @@ def test_image_model_says_no_surrogate():
     at = run_page(demo_key="digits")
     assert not at.exception
     assert any("not available here" in i.value for i in at.info)
+
+
+def test_text_model_is_pointed_to_the_text_page():
+    at = run_page(demo_key="text_bilstm")
+    assert not at.exception
+    assert any("for text models they are not available" in i.value and "Text explanations" in i.value for i in at.info)
+    assert not any("image models" in i.value for i in at.info)

@@ -106,7 +106,10 @@ def show(selection: state.Selection) -> None:
 
 with user_errors():
     selection = state.current_selection()
-    if selection.model.info.input_kind != "tabular":
+    if selection.model.info.input_kind == "text":
+        st.info("Surrogate trees are fitted on a table's columns; for text models they are not available here. Use "
+                "**Text explanations** for which words made the model decide.")
+    elif selection.model.info.input_kind != "tabular":
         st.info("Surrogate trees need interpretable input features. For image models a surrogate on interpretable "
                 "features (e.g. concepts) is not available here; use **Image explanations**.")
     elif selection.data is None:
