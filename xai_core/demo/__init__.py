@@ -58,6 +58,8 @@ DEMOS.update({d.key: d for d in (
 DEMOS.update({d.key: d for d in (
     Demo("text_fortunes_bilstm", "Fortune cookies by topic (text, real corpus, BiLSTM)", "text_fortunes_bilstm.pt2",
          "text_fortunes_test.csv", min_score=0.55),
+    Demo("text_fortunes_transformer", "Fortune cookies by topic (text, real corpus, Transformer)",
+         "text_fortunes_transformer.pt2", "text_fortunes_test.csv", min_score=0.55),
 )})
 
 
