@@ -86,9 +86,8 @@ def test_a_long_typed_document_says_it_was_truncated(upload):
 @pytest.mark.parametrize("page, says", [
     ("views/image_explanations.py", "image models"),
     ("views/feature_importance.py", "tabular models"),
-    ("views/surrogate_tree.py", "interpretable input features"),
-    ("views/quantization.py", "for image and tabular models"),
-])
+    ("views/surrogate_tree.py", "for text models they are not available here"),
+])  # the Quantization page takes text models (tests/test_quantization_text.py)
 def test_other_pages_say_what_they_are_for_with_a_text_model(upload, page, says):
     at = open_page(page, **upload)
     _no_exceptions(at)
