@@ -53,7 +53,7 @@ def cpu_flags() -> str:
 
 
 def model_bytes(name: str, fmt: str) -> tuple[bytes, dict]:
-    net = random_weights(name)  # torchvision's defaults: 224×224 for every architecture here
+    net = random_weights(name, SIZE)  # torchvision's defaults: 224×224 for every architecture here
     buffer = io.BytesIO()
     if fmt == "pt2":
         program = torch.export.export(net, (torch.randn(2, 3, SIZE, SIZE),),
@@ -135,6 +135,10 @@ def main() -> None:
             rows.append(bench(name, fmt))
             print(rows[-1], flush=True)
             gc.collect()
+            write(rows, len(names) * 2)  # after every model, so an interrupted run keeps what it measured
+
+
+def write(rows: list[dict], planned: int) -> None:
     lines = [
         "## The torchvision zoo at 224×224 (`benchmarks/bench_zoo.py`)",
         "",
@@ -169,6 +173,8 @@ def main() -> None:
         f"{IG_STEPS} forward and backward passes. int8 speed-ups below 1× mean the int8 kernels lose to fp32's on this "
         "CPU at that batch size (no VNNI/AMX, or quantize/dequantize overhead around few large layers).",
     ]
+    if len(rows) < planned:
+        lines += ["", f"(Partial run: {len(rows)} of {planned} architecture × format cases measured.)"]
     write_section("zoo", "\n".join(lines))
 
 
