@@ -6,8 +6,7 @@ import streamlit as st
 
 from xai_core.datasets import ImageSet, TableSet
 from xai_core.quantization import (FP32, ComparisonSettings, ImageDriftReference, VariantSpec, assemble,
-                                   bits_curve_for, builders, catalogue, default_batch_sizes, default_specs,
-                                   prepare_comparison, speed_verdicts, try_compare_variant)
+                                   catalogue, speed_verdicts)
 from xai_core.viz.quantization import (bits_curve_figure, drift_image_figure, drift_summary_figure, drift_tabular_figure,
                                        tradeoff_figure)
 from xai_core.quantization.audit import AuditSettings, audit_variants
@@ -15,6 +14,7 @@ from xai_core.quantization.scorecard import faithfulness_scorecard
 from xai_core.viz.audit import (audit_bits_figure, flip_pairs_figure, flip_table_figure, group_drift_figure,
                                 group_maps_figure)
 from ui import state
+from ui.quantization import VERDICT, cached_bits_curve, cached_context, cached_variant, variant_controls
 from ui.look import card, figure, page_header, table_download, user_errors
 
 page_header("Quantization", "What changes when this model's weights are stored in fewer bits: its answers, its size, "
@@ -22,58 +22,15 @@ page_header("Quantization", "What changes when this model's weights are stored i
 
 BY_LABEL = {spec.label: spec for spec in catalogue()}
 LARGE_BATCHES = [32, 64, 128, 256, 512]
-VERDICT = {"warning": lambda text: st.warning(text, icon=":material/hourglass_bottom:"), "info": lambda text: st.info(text, icon=":material/info:"),
-           "caption": st.caption}
-
-
-# fp32's side (answers, the graph lifted once, timing context, explanations) is shared by every variant and every
-# session: a resource, read-only once built.
-@st.cache_resource(max_entries=4, show_spinner=False)
-def cached_context(model_sha: str, data_key: str, settings: ComparisonSettings, _model, _data, _background):
-    bar = st.progress(0.0, text="fp32: answers, lifting the graph, explanations…")
-    try:
-        return prepare_comparison(_model, _data, settings, _background)
-    finally:
-        bar.empty()  # also on an error: a bar must never stay on screen
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def cached_variant(model_sha: str, data_key: str, settings: ComparisonSettings, spec: VariantSpec, _context,
-                   _position: str = ""):
-    """One variant against fp32, cached on its own: adding a variant to the list computes only that one."""
-    bar = st.progress(0.0, text=f"{_position}{spec.label}…")
-
-    def progress(done: int, total: int, message: str) -> None:
-        bar.progress(done / total, text=f"{_position}step {done}/{total}: {message}")
-
-    try:
-        return try_compare_variant(_context, spec, progress)
-    finally:
-        bar.empty()
-
-
-@st.cache_data(max_entries=16, show_spinner="Rounding the weights to 8, 6, 4, 3 and 2 bits…")
-def cached_bits_curve(model_sha: str, data_key: str, settings: ComparisonSettings, _context):
-    """Computed after the comparison is on screen, so the main answer does not wait for it."""
-    return bits_curve_for(_context)
 
 
 def controls(model) -> tuple[tuple[VariantSpec, ...], tuple[int, ...]]:
-    defaults = [s.label for s in default_specs(model) if s.label in BY_LABEL]
-    c = st.columns([4, 1.4, 1.2])
-    chosen = c[0].multiselect("Variants to compare with fp32", list(BY_LABEL), default=defaults, key="q_variants",
-                              help=" ".join(b.description for b in builders() if b.description))
-    sparsity = c[1].slider("Magnitude pruning", 0, 90, 0, 10, format="%d%%", key="q_sparsity",
-                           help="Share of the smallest weights of every conv/linear layer set to zero before "
-                                "quantizing. Adds 'fp32 + pruned' so pruning alone can be compared.") / 100
-    large = default_batch_sizes(model)[1]
-    batch = c[2].selectbox("Large batch for timing", LARGE_BATCHES, index=LARGE_BATCHES.index(large), key="q_batch",
-                           help="Latency is measured at batch 1 and at this batch. Each variant is timed in a run of "
-                                "its own, interleaved round by round with fp32.")
-    specs = [BY_LABEL[label].pruned(sparsity) for label in chosen]
-    if sparsity > 0:
-        specs.insert(0, FP32.pruned(sparsity))
-    return tuple(specs), (1, int(batch))
+    return variant_controls(
+        model, BY_LABEL, LARGE_BATCHES, "q", variants_note="",
+        pruning_help="Share of the smallest weights of every conv/linear layer set to zero before quantizing. Adds "
+                     "'fp32 + pruned' so pruning alone can be compared.",
+        batch_help="Latency is measured at batch 1 and at this batch. Each variant is timed in a run of its own, "
+                   "interleaved round by round with fp32.")
 
 
 def compute(selection: state.Selection, specs: tuple[VariantSpec, ...], settings: ComparisonSettings):

@@ -5,67 +5,26 @@ from __future__ import annotations
 
 import streamlit as st
 
-from xai_core.quantization import (FP32, ComparisonSettings, TextDriftReference, VariantSpec, assemble, bits_curve_for,
-                                   builders, catalogue, default_batch_sizes, default_specs, prepare_comparison,
-                                   refused_layers, speed_verdicts, try_compare_variant, variant_word_attribution, word_drift_frame)
+from xai_core.quantization import (FP32, ComparisonSettings, TextDriftReference, VariantSpec, assemble, catalogue, refused_layers, speed_verdicts, variant_word_attribution, word_drift_frame)
 from xai_core.viz.quantization import bits_curve_figure, drift_summary_figure, tradeoff_figure
 from xai_core.viz.text import word_highlight_html
 from ui import state
+from ui.quantization import VERDICT, cached_bits_curve, cached_context, cached_variant, variant_controls
 from ui.look import card, figure, table_download
 
 # Static int8 is refused for text models (xai_core says why); it is not offered here.
 BY_LABEL = {spec.label: spec for spec in catalogue() if spec.kind != "int8-static"}
 LARGE_BATCHES = [8, 16, 32, 64, 128]
-VERDICT = {"warning": lambda text: st.warning(text, icon=":material/hourglass_bottom:"),
-           "info": lambda text: st.info(text, icon=":material/info:"), "caption": st.caption}
-
-
-@st.cache_resource(max_entries=4, show_spinner=False)
-def cached_text_context(model_sha: str, data_key: str, settings: ComparisonSettings, _model, _data):
-    """fp32's side (answers, the graph lifted once, timing context, fp32's word attributions), shared read-only."""
-    bar = st.progress(0.0, text="fp32: answers, lifting the graph, Integrated Gradients on the drift documents…")
-    try:
-        return prepare_comparison(_model, _data, settings)
-    finally:
-        bar.empty()
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def cached_text_variant(model_sha: str, data_key: str, settings: ComparisonSettings, spec: VariantSpec, _context,
-                        _position: str = ""):
-    bar = st.progress(0.0, text=f"{_position}{spec.label}…")
-
-    def progress(done: int, total: int, message: str) -> None:
-        bar.progress(done / total, text=f"{_position}step {done}/{total}: {message}")
-
-    try:
-        return try_compare_variant(_context, spec, progress)
-    finally:
-        bar.empty()
-
-
-@st.cache_data(max_entries=16, show_spinner="Rounding the weights to 8, 6, 4, 3 and 2 bits…")
-def cached_text_bits_curve(model_sha: str, data_key: str, settings: ComparisonSettings, _context):
-    return bits_curve_for(_context)
 
 
 def controls(model) -> tuple[tuple[VariantSpec, ...], tuple[int, ...]]:
-    defaults = [s.label for s in default_specs(model) if s.label in BY_LABEL]
-    c = st.columns([4, 1.4, 1.2])
-    chosen = c[0].multiselect("Variants to compare with fp32", list(BY_LABEL), default=defaults, key="qt_variants",
-                              help=" ".join(b.description for b in builders() if b.description)
-                              + " Static int8 is not offered for text models (token ids have no range to calibrate).")
-    sparsity = c[1].slider("Magnitude pruning", 0, 90, 0, 10, format="%d%%", key="qt_sparsity",
-                           help="Share of the smallest weights of every weight matrix (embeddings, LSTM gates, "
-                                "linear layers) set to zero before quantizing. Adds 'fp32 + pruned'.") / 100
-    large = default_batch_sizes(model)[1]
-    batch = c[2].selectbox("Large batch for timing", LARGE_BATCHES, index=LARGE_BATCHES.index(large), key="qt_batch",
-                           help="Latency is measured at batch 1 and at this many documents, each variant in a run of "
-                                "its own interleaved round by round with fp32.")
-    specs = [BY_LABEL[label].pruned(sparsity) for label in chosen]
-    if sparsity > 0:
-        specs.insert(0, FP32.pruned(sparsity))
-    return tuple(specs), (1, int(batch))
+    return variant_controls(
+        model, BY_LABEL, LARGE_BATCHES, "qt",
+        variants_note=" Static int8 is not offered for text models (token ids have no range to calibrate).",
+        pruning_help="Share of the smallest weights of every weight matrix (embeddings, LSTM gates, linear layers) set "
+                     "to zero before quantizing. Adds 'fp32 + pruned'.",
+        batch_help="Latency is measured at batch 1 and at this many documents, each variant in a run of its own "
+                   "interleaved round by round with fp32.")
 
 
 def show(selection: state.Selection) -> None:
@@ -79,8 +38,9 @@ def show(selection: state.Selection) -> None:
         st.info("Pick at least one variant to compare with fp32.")
         return
     settings = ComparisonSettings(batch_sizes=batch_sizes, n_drift=12)
-    context = cached_text_context(model.sha256, selection.data_key, settings, model, data)
-    outcomes = [cached_text_variant(model.sha256, selection.data_key, settings, spec, context,
+    context = cached_context(model.sha256, selection.data_key, settings, model, data,
+                             _what="Integrated Gradients on the drift documents")
+    outcomes = [cached_variant(model.sha256, selection.data_key, settings, spec, context,
                                     f"variant {i + 1}/{len(specs) + 1}, ") for i, spec in enumerate((FP32, *specs))]
     comparison = assemble(context, outcomes)
     for label, why in comparison.errors.items():
@@ -114,7 +74,7 @@ def show(selection: state.Selection) -> None:
     left, right = st.columns([3, 2], gap="large")
     with left:
         card("Bits curve", "Weights rounded from 8 down to 2 bits: where does the model break?")
-        curve = cached_text_bits_curve(model.sha256, selection.data_key, settings, context)
+        curve = cached_bits_curve(model.sha256, selection.data_key, settings, context)
         figure(bits_curve_figure(curve, comparison.score_name, comparison.task),
                "Solid: score against the labels; dotted: agreement with fp32. Every weight matrix (embeddings, LSTM "
                "gates, attention and linear layers) is rounded; per channel keeps one scale per row.",
