@@ -225,6 +225,17 @@ def _predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.
 # --------------------------------------------------------------------------- image demos
 
 
+def _shapes_tensors(train, test) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The training scenes' per-channel mean and std (1, 3, 1, 1), the training images as uint8 (N, 3, H, W) for the
+    augmenting loader, and the test images normalised."""
+    pixels = train.images.reshape(-1, 3).astype(np.float64) / 255.0
+    mean = torch.tensor(pixels.mean(axis=0), dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(pixels.std(axis=0), dtype=torch.float32).view(1, 3, 1, 1)
+    x_train = torch.from_numpy(train.images).permute(0, 3, 1, 2).contiguous()
+    x_test = _to_float_images(torch.from_numpy(test.images).permute(0, 3, 1, 2), mean, std)
+    return mean, std, x_train, x_test
+
+
 def train_shapes(out: Path, n_train: int = 6000, n_test: int = 400, epochs: int = 8) -> DemoResult:
     """ResNet-style CNN on procedurally generated shape scenes; writes weights, test PNGs and masks."""
     name, started = "shapes", time.perf_counter()
@@ -233,11 +244,7 @@ def train_shapes(out: Path, n_train: int = 6000, n_test: int = 400, epochs: int 
     train = generate_scenes(n_train, seed=1)
     test = generate_scenes(n_test, seed=2)
 
-    pixels = train.images.reshape(-1, 3).astype(np.float64) / 255.0
-    mean = torch.tensor(pixels.mean(axis=0), dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(pixels.std(axis=0), dtype=torch.float32).view(1, 3, 1, 1)
-    x_train = torch.from_numpy(train.images).permute(0, 3, 1, 2).contiguous()
-    x_test = _to_float_images(torch.from_numpy(test.images).permute(0, 3, 1, 2), mean, std)
+    mean, std, x_train, x_test = _shapes_tensors(train, test)
 
     model = ShapesResNet(len(SHAPE_CLASSES))
     _fit_classifier(
@@ -289,11 +296,7 @@ def train_shapes_vit(out: Path, n_train: int = 8000, epochs: int = 30, threshold
     train = generate_scenes(n_train, seed=1)
     test = generate_scenes(400, seed=2)
 
-    pixels = train.images.reshape(-1, 3).astype(np.float64) / 255.0
-    mean = torch.tensor(pixels.mean(axis=0), dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(pixels.std(axis=0), dtype=torch.float32).view(1, 3, 1, 1)
-    x_train = torch.from_numpy(train.images).permute(0, 3, 1, 2).contiguous()
-    x_test = _to_float_images(torch.from_numpy(test.images).permute(0, 3, 1, 2), mean, std)
+    mean, std, x_train, x_test = _shapes_tensors(train, test)
 
     model = shapes_vit(len(SHAPE_CLASSES))
     _fit_classifier(
