@@ -105,10 +105,9 @@ class AuditExplainer:
         if self.kind == "image":
             from xai_core.attribution.image import explain_batch
 
-            options = {}
-            if self.image_method == "occlusion":
-                window = max(4, samples.shape[2] // 8)
-                options = {"window": window, "stride": window}
+            from xai_core.quantization.drift import occlusion_options
+
+            options = occlusion_options(samples) if self.image_method == "occlusion" else {}
             return explain_batch(model, samples, self.image_method, targets=targets, layer=self.layer, **options).maps
         if self.method == "gradient":
             from xai_core.attribution.tabular import IntegratedGradientsSettings, explain_table
@@ -149,19 +148,13 @@ def audit_explainer(context: ComparisonContext, settings: AuditSettings,
     """The explainer the audit uses for `context`'s model (the same Grad-CAM layer as the drift, if any)."""
     model = context.model
     if model.info.input_kind == "image":
-        from xai_core.attribution.image import METHODS, spatial_layers
-        from xai_core.quantization.drift import NO_SPATIAL_LAYER, NOT_FOR_TORCHSCRIPT
+        from xai_core.attribution.image import METHODS
+        from xai_core.quantization.drift import gradient_image_method
 
         top_k = 0.1 if settings.top_k is None else settings.top_k
         if settings.method == "perturbation":
             return AuditExplainer("image", "perturbation", "occlusion", top_k, image_method="occlusion")
-        note = ""
-        if not model.supports_layer_methods:
-            key, note = "saliency", NOT_FOR_TORCHSCRIPT
-        elif not spatial_layers(model):
-            key, note = "saliency", NO_SPATIAL_LAYER
-        else:
-            key = "grad_cam"
+        key, note = gradient_image_method(model)
         layer = getattr(context.drift, "layer", None) if key == "grad_cam" else None
         return AuditExplainer("image", "gradient", METHODS[key].name, top_k, layer=layer, image_method=key, note=note)
     if model.info.input_kind == "tabular":

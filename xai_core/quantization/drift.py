@@ -109,6 +109,24 @@ class VariantDrift:
     values: np.ndarray | None  # the variant's maps (n, H, W) or φ (n, d); None when only occlusion could run
 
 
+def gradient_image_method(model: LoadedModel) -> tuple[str, str]:
+    """The gradient method drift and the audit explain images with: Grad-CAM, or saliency (and why) when the model has
+    no layer Grad-CAM can hook."""
+    from xai_core.attribution.image import spatial_layers
+
+    if not model.supports_layer_methods:
+        return "saliency", NOT_FOR_TORCHSCRIPT
+    if not spatial_layers(model):
+        return "saliency", NO_SPATIAL_LAYER
+    return "grad_cam", ""
+
+
+def occlusion_options(images) -> dict[str, int]:
+    """Occlusion's window and stride for drift and the audit: 64 patches per image, at least 4 pixels wide."""
+    window = max(4, images.shape[2] // 8)
+    return {"window": window, "stride": window}
+
+
 def drift_reference(model: LoadedModel, data: ImageSet | TableSet, n: int, background: TableSet | None = None,
                     seed: int = 0) -> DriftReference | None:
     """fp32's explanations of the first `n` inputs of `data` (None when `n` is 0, or for data other than images and
@@ -117,20 +135,13 @@ def drift_reference(model: LoadedModel, data: ImageSet | TableSet, n: int, backg
     if n <= 0:
         return None
     if isinstance(data, ImageSet):
-        from xai_core.attribution.image import METHODS, explain_batch, spatial_layers
+        from xai_core.attribution.image import METHODS, explain_batch
 
-        note = ""
-        if not model.supports_layer_methods:
-            method, note = "saliency", NOT_FOR_TORCHSCRIPT
-        elif not spatial_layers(model):
-            method, note = "saliency", NO_SPATIAL_LAYER
-        else:
-            method = "grad_cam"
+        method, note = gradient_image_method(model)
         images = data.images[:n]
         base = explain_batch(model, images, method)
-        window = max(4, images.shape[2] // 8)
         return ImageDriftReference(method, METHODS[method].name, base.maps, base.targets, images, list(data.names[:n]),
-                                   base.layer, note, {"window": window, "stride": window})  # 64 patches per image
+                                   base.layer, note, occlusion_options(images))
 
     if isinstance(data, TextSet):
         return _text_reference(model, data.subset(np.arange(n)))
