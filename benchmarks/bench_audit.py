@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine, write_section  # noqa: E402
+from benchmarks.common import cpu_flags, machine, write_section  # noqa: E402
 from xai_core.demo import DEMOS, load_demo_data, load_demo_model  # noqa: E402
 from xai_core.quantization import (FP32, ComparisonSettings, default_batch_sizes, default_specs,  # noqa: E402
                                    prepare_comparison, try_compare_variant)
@@ -24,16 +24,6 @@ from xai_core.quantization.scorecard import faithfulness_scorecard  # noqa: E402
 
 PAGE_AUDIT = AuditSettings(n_explain=16)  # the page's defaults
 SCORECARD_SAMPLES = 4
-
-
-def cpu_flags() -> list[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return line.split(":", 1)[1].split()
-    except OSError:
-        pass
-    return []
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine, write_section  # noqa: E402
+from benchmarks.common import cpu_flags, machine, write_section  # noqa: E402
 from xai_core.demo import ASSETS, DEMOS, load_demo_data, load_demo_model  # noqa: E402
 from xai_core.evaluation import model_inputs  # noqa: E402
 from xai_core.loading import load_model  # noqa: E402
@@ -149,16 +149,6 @@ def demo_tables(lines: list[str]) -> list[tuple]:
     return goals
 
 
-def cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def wide_mlp() -> tuple:
     """A 30→1024→1024→2 MLP trained for a few seconds on breast cancer, exported and loaded like an upload."""
     from sklearn.datasets import load_breast_cancer
@@ -261,7 +251,7 @@ def main() -> None:
               f"{'yes' if slowest[1] <= 10 else 'after the first run' if warm <= 10 else 'no'} |",
               "", f"Slowest parts of {slowest[0]}'s comparison, first run: {_slowest(slowest[3], 5)}; again in the same "
               f"process: {_slowest(warm_parts, 5)}."]
-    flags = cpu_flags()
+    flags = set(cpu_flags())
     vnni = [f for f in ("avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
     half = [f for f in ("avx512_fp16", "avx512_bf16", "amx_bf16") if f in flags]
     lines += ["", f"This CPU's vector extensions: {', '.join(sorted(f for f in flags if f.startswith(('avx', 'amx', 'f16c'))))}. "

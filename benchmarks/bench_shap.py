@@ -24,6 +24,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import cpu_flags  # noqa: E402
 from xai_core.attribution.shapley import (  # noqa: E402
     DEFAULT_N_PERMUTATIONS,
     DEFAULT_TARGET_RELATIVE_SE,
@@ -197,17 +198,13 @@ def captum_method(cls, model: LoadedModel, baseline, rows, k):
     return out
 
 
-def cpu_flags() -> str:
+def simd_flags() -> str:
     """The SIMD features that decide how fast the model's matrix products run."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = line.split(":", 1)[1].split()
-                wanted = [f for f in flags if f.startswith(("avx", "fma", "amx")) or f in ("sse4_2", "f16c")]
-                return " ".join(wanted) or "none of avx/fma/amx"
-    except OSError:
-        pass
-    return "unknown"
+    flags = cpu_flags()
+    if not flags:
+        return "unknown"
+    wanted = [f for f in flags if f.startswith(("avx", "fma", "amx")) or f in ("sse4_2", "f16c")]
+    return " ".join(wanted) or "none of avx/fma/amx"
 
 
 def machine() -> str:
@@ -229,7 +226,7 @@ def machine() -> str:
         f"- machine: {os.cpu_count()} logical CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu}, no GPU; "
         f"torch threads {torch.get_num_threads()}; load average at start {load:.1f} (shared with other jobs, so "
         "timings are noisy; every ratio below compares times from this one run)\n"
-        f"- CPU flags: {cpu_flags()}\n"
+        f"- CPU flags: {simd_flags()}\n"
         f"- Python {platform.python_version()}, torch {torch.__version__}, captum {captum.__version__}, "
         f"shap {shap.__version__}, scikit-learn {sklearn.__version__}"
     )

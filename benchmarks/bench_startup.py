@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine, write_section  # noqa: E402
+from benchmarks.common import cpu_flags, machine, write_section  # noqa: E402
 from tests.server import CHROMIUM_ARGS, chromium_path, free_port, running_dashboard, running_server  # noqa: E402
 
 ANCHOR_VENV = Path.home() / ".cache" / "xai-bench" / "explainerdashboard-venv"
@@ -42,13 +42,6 @@ IDLE = ("() => !document.querySelector('[data-testid=\"stStatusWidget\"]') "
         "&& document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3")
 RELEVANT_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
                   "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
-
-
-def cpu_flags() -> list[str]:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            return line.split(":", 1)[1].split()
-    return []
 
 
 def wait_until_idle(pid: int, busy_below: float = 0.1, quiet_for: float = 1.0, timeout: float = 300.0) -> float:

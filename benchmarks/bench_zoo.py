@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 warnings.filterwarnings("ignore")
 
-from benchmarks.common import machine, write_section  # noqa: E402
+from benchmarks.common import cpu_flags, machine, write_section  # noqa: E402
 from tests.test_zoo import CLASS_NAMES, ZOO, random_weights  # noqa: E402
 from xai_core.attribution.image import default_layer, explain_batch  # noqa: E402
 from xai_core.loading import load_model  # noqa: E402
@@ -37,16 +37,9 @@ SIZE = 224
 IG_STEPS = 16
 
 
-def cpu_flags() -> str:
+def vector_flags() -> str:
     """The CPU's vector extensions that decide which int8/fp32 kernels run, and the capability torch picked."""
-    flags: set[str] = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
+    flags = set(cpu_flags())
     wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
     present = [f for f in wanted if f in flags]
     return f"{' '.join(present) or 'none of ' + '/'.join(wanted)}; torch CPU capability {torch.backends.cpu.get_cpu_capability()}"
@@ -144,7 +137,7 @@ def write(rows: list[dict], planned: int) -> None:
         "",
         f"Machine: {machine()}",
         "",
-        f"CPU flags: {cpu_flags()}",
+        f"CPU flags: {vector_flags()}",
         "",
         f"Random weights, batch 1, one 224×224 image; Grad-CAM on the default layer, Integrated Gradients with {IG_STEPS} "
         "steps (internal batch 64), both as multiples of one forward pass measured interleaved in the same run. int8: "

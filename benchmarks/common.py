@@ -25,6 +25,18 @@ def machine() -> str:
             f"{torch.get_num_threads()} torch threads; {datetime.date.today().isoformat()}")
 
 
+def cpu_flags() -> list[str]:
+    """The CPU's feature flags from /proc/cpuinfo ([] where it cannot be read): int8 and half-precision speed depend on
+    them (AVX2 only, or AVX-512 VNNI / AMX)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return line.split(":", 1)[1].split()
+    except OSError:
+        pass
+    return []
+
+
 def write_section(name: str, markdown: str) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.md"
