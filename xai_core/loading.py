@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from xai_core.errors import XaiError
-from xai_core.torch_internals import EXPORT_LOCK, weights_only_unpickling
+from xai_core.torch_internals import EXPORT_LOCK, run_generated_code, weights_only_unpickling
 from xai_core.model import LoadedModel, ModelInfo, class_names_or_default
 
 log = logging.getLogger(__name__)
@@ -351,25 +351,6 @@ def _load_export(data: bytes) -> tuple[nn.Module, dict]:
     _drop_fake_tensor_meta(module)
     run_generated_code(module)
     return module, inferred
-
-
-def run_generated_code(module: nn.Module) -> int:
-    """Make every unflattened submodule run its graph's generated Python code instead of `torch.fx.Interpreter`.
-
-    The interpreter walks the graph node by node on every call (≈0.4–1 ms per call of the breast cancer MLP, most of a
-    small perturbation batch's cost); the generated code is what torch itself runs under dynamo. The tree, its
-    submodules and hooks are unchanged (they are still called as modules). A graph edited later must be finalized
-    again (`finalize()`), as transformer probes do. Returns how many submodules were switched.
-    """
-    switched = 0
-    for submodule in module.modules():
-        if hasattr(submodule, "_run_with_interpreter"):  # torch.export.unflatten's per-module switch (torch 2.13/2.14)
-            # Unflattening rewrites graphs after generating their code (a module called twice, like ResNet's shared
-            # ReLU, is renamed from `relu@1` back to `relu`): regenerate the code from the graph as it is now.
-            submodule.finalize()
-            submodule._run_with_interpreter = False
-            switched += 1
-    return switched
 
 
 def _export_layer_types(program) -> dict[str, str]:
