@@ -108,3 +108,22 @@ def test_figures_name_the_method_they_show_and_refuse_a_waterfall_without_a_base
     assert np.isclose(waterfall.x[-1], ig.outputs[0, 0], atol=1e-6)
     with pytest.raises(XaiError, match="no base value"):
         waterfall_figure(gradient_x_input(model, X), row=0)
+
+
+def test_beeswarm_draws_a_seeded_sample_of_many_rows_but_ranks_and_colours_by_all_of_them():
+    X = pd.DataFrame(np.random.default_rng(1).normal(size=(50, 4)), columns=list("abcd"))
+    result = shapley_values(model_output_fn(linear_model()), X, output_names=["y"])
+    dots = beeswarm_figure(result, max_rows=7)
+    order = np.argsort(-np.abs(result.values[:, :, 0]).mean(axis=0), kind="stable")
+    assert len(dots.data[0].x) == 7 * 4
+    first = np.asarray(dots.data[0].x[:7])
+    shown = [int(np.flatnonzero(np.isclose(result.values[:, order[0], 0], v))[0]) for v in first]
+    assert len(set(shown)) == 7 and shown == sorted(shown)  # distinct rows, in row order
+    for rank, j in enumerate(order):  # every feature's dots come from the same rows
+        np.testing.assert_allclose(dots.data[0].x[7 * rank:7 * (rank + 1)], result.values[shown, j, 0])
+    column = X.iloc[:, order[0]].to_numpy()  # colour scaled by the min/max of all 50 rows, not of the 7 drawn
+    np.testing.assert_allclose(dots.data[0].marker.color[:7],
+                               (column[shown] - column.min()) / (column.max() - column.min()))
+    assert "7 of 50 rows drawn" in dots.layout.title.text
+    assert np.array_equal(beeswarm_figure(result, max_rows=7).data[0].x, dots.data[0].x)  # seeded
+    assert "rows drawn" not in beeswarm_figure(result, max_rows=50).layout.title.text

@@ -40,17 +40,28 @@ def shap_bar_figure(result: TabularAttribution, output_index: int = 0, top_k: in
     return styled(fig, "Which features matter most overall?", height=max(300, 28 * len(names) + 110))
 
 
-def beeswarm_figure(result: TabularAttribution, output_index: int = 0, top_k: int = 15, seed: int = 0) -> go.Figure:
-    """One row of dots per feature: each dot a data row, x its value φ, colour its feature value (low blue, high red)."""
+BEESWARM_MAX_ROWS = 2000
+
+
+def beeswarm_figure(result: TabularAttribution, output_index: int = 0, top_k: int = 15, seed: int = 0,
+                    max_rows: int = BEESWARM_MAX_ROWS) -> go.Figure:
+    """One row of dots per feature: each dot a data row, x its value φ, colour its feature value (low blue, high red).
+
+    Above `max_rows` rows the dots are a seeded sample of rows (the title says so): every dot costs bytes in the page
+    and the report, and 2,000 dots already show the shape. The ranking and the colour scale use every row.
+    """
     order = _top(result, output_index, top_k)
     rng = np.random.default_rng(seed)
     X = result.rows.to_numpy(dtype=np.float64)
+    n = len(X)
+    shown = np.sort(rng.choice(n, max_rows, replace=False)) if n > max_rows else np.arange(n)
     xs, ys, colours, texts = [], [], [], []
     for rank, j in enumerate(order):
-        phi = result.values[:, j, output_index]
-        values = X[:, j]
-        spread = values.max() - values.min()
-        scaled = (values - values.min()) / spread if spread > 0 else np.full_like(values, 0.5)
+        phi = result.values[shown, j, output_index]
+        column = X[:, j]
+        spread = column.max() - column.min()
+        values = column[shown]
+        scaled = (values - column.min()) / spread if spread > 0 else np.full_like(values, 0.5)
         xs.append(phi)
         ys.append(len(order) - 1 - rank + rng.uniform(-0.3, 0.3, len(phi)))
         colours.append(scaled)
@@ -64,7 +75,10 @@ def beeswarm_figure(result: TabularAttribution, output_index: int = 0, top_k: in
     fig.update_yaxes(tickvals=list(range(len(order))), ticktext=[result.feature_names[j] for j in order][::-1],
                      showgrid=False, zeroline=False)
     fig.update_xaxes(title=f"{result.value_label} (effect on {result.output_names[output_index]})")
-    return styled(fig, "How does each feature push predictions?", height=max(320, 30 * len(order) + 110))
+    title = "How does each feature push predictions?"
+    if len(shown) < n:
+        title += f"<br><sup>{len(shown):,} of {n:,} rows drawn (a seeded random sample); ranking over all rows</sup>"
+    return styled(fig, title, height=max(320, 30 * len(order) + 110))
 
 
 COMPARISON_COLOURS = (POSITIVE, "#17a398", "#3366cc", "#f2a541", "#8e6c8a")
