@@ -243,8 +243,8 @@ def markdown(size, through, loads, spin, scale, big) -> str:
     by = {(t, r): (total, shards, compute, rate, unit) for t, r, total, shards, compute, rate, unit in through}
     lines = ["## Review jobs: throughput, cost per row from 1k to 100k rows, a 10k-row review",
              "", f"- machine: {machine()}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}",
-             "- The machine's 2 cores were shared with other engineers' tests during the run; load averages (1 / 5 / 15 "
-             "min) are given with each part. Ratios below come from one run of this script, measured minutes apart.",
+             "- Load averages (1 / 5 / 15 min) are given with each part: above 2, other jobs shared the 2 cores. "
+             "Ratios below come from one run of this script, measured minutes apart.",
              f"- Throughput: {size['shap_rows']} breast cancer rows (shards of {size['shap_shard']}; 30 features, the "
              f"sampler with ShapleySettings() defaults, training mean row as baseline) and {size['images']} shapes "
              f"images (shards of {size['image_shard']}, batch 16). Load at start {loads['start']}.",
@@ -264,6 +264,10 @@ def markdown(size, through, loads, spin, scale, big) -> str:
         lines.append(f"- {title}: Ray 2 workers {100 * (ray2 / local - 1):+.0f} % against in-process with 2 threads "
                      f"(goal <= +15 %: {'met' if ray2 <= 1.15 * local else 'not met'}); Ray 1 worker "
                      f"{100 * (ray1 / one - 1):+.0f} % against in-process with 1 thread (Ray's own cost).")
+        compute2 = by[(title, "Ray, 2 workers x 1 thread")][2]
+        lines.append(f"  Reading: {ray2 - compute2 / 2:.1f} s of Ray's {ray2:.1f} s is not compute split over 2 workers "
+                     "(worker start, model loading in each worker, scheduling): a fixed cost that weighs on a job this "
+                     "short and fades on long ones (the 10,000-row run below).")
     lines += ["", "OpenMP's waiting threads, 2 torch threads, same work in fresh processes (the command line and this "
               "benchmark set `OMP_WAIT_POLICY=PASSIVE`):", ""]
     lines += [f"- {s['policy']}: {s['rows_per_s']:.1f} Shapley rows/s ({size['spin_rows']} rows), "
@@ -342,7 +346,7 @@ def estimate_32_cores(by: dict, size: dict, scale: list) -> list[str]:
              f"core, with the same per-row cost and start-up: about {rate:.0f} rows/s once running, so SHAP on 10k rows "
              f"in about {minutes(10_000)} and on 100k in about {minutes(100_000)}, plus the whole-data parts on the "
              "driver (evaluation, surrogate, quantization: seconds here). Assumes cores not shared with other work (the "
-             "per-row cost measured here is inflated by the shared machine), the review folder on storage every worker "
+             "per-row cost measured here is inflated whenever the load was above 2), the review folder on storage every worker "
              "shares, and enough shards to keep 32 workers busy (10k rows at the default 256 per shard = 40 shards: use "
              "--shard-size 64 or less)."]
     gc = "Grad-CAM, shapes"
