@@ -24,7 +24,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import cpu_flags  # noqa: E402
+from benchmarks.common import cpu_flags, cpu_model  # noqa: E402
 from xai_core.attribution.shapley import (  # noqa: E402
     DEFAULT_N_PERMUTATIONS,
     DEFAULT_TARGET_RELATIVE_SE,
@@ -208,14 +208,7 @@ def simd_flags() -> str:
 
 
 def machine() -> str:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model("unknown")
     import captum
     import shap
     import sklearn

@@ -10,15 +10,19 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
+def cpu_model(unknown: str = "unknown CPU") -> str:
+    """The CPU's model name from /proc/cpuinfo (`unknown` where it cannot be read)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return unknown
+
+
+def machine() -> str:
+    cpu = cpu_model()
     import torch
 
     return (f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, torch {torch.__version__}, "
