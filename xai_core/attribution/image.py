@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import copy
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from xai_core.attribution.common import CopyPool, method_spec, seeded
 from xai_core.attribution.transformer import (GridLayout, attention_rollout, count_attention_sites, global_attention,
                                               gradient_weighted_rollout, grid_layout, instrument_attention,
                                               no_attention_reason, patch_relevance, recorded_attention,
@@ -27,7 +27,6 @@ from xai_core.attribution.transformer import (GridLayout, attention_rollout, cou
 from xai_core.datasets import images_to_tensor
 from xai_core.errors import XaiError
 from xai_core.model import LoadedModel, output_scores
-from xai_core.torch_internals import hook_snapshot, restore_hooks
 
 log = logging.getLogger(__name__)
 ProgressFn = Callable[[int, int, str], None]
@@ -36,62 +35,8 @@ ProgressFn = Callable[[int, int, str], None]
 # ---------------------------------------------------------------------------------------- private copies
 
 
-class _CopyPool:
-    """Deep copies of shared models, lent to one call at a time. Hooks go on a copy, never on the shared module.
-
-    A copy is made once and reused, so a call pays no copying; at most `keep` idle copies per model are kept. A copy
-    goes back with exactly the hooks it was made with (those a call added are removed, the model's own are kept).
-    """
-
-    def __init__(self, keep: int = 4, max_models: int = 8, prepare: Callable[[nn.Module], object] | None = None):
-        self._free: collections.OrderedDict[tuple, list[nn.Module]] = collections.OrderedDict()
-        self._prepare = prepare  # applied once to each new copy (e.g. routing attention through probes)
-        self._lock = threading.Lock()
-        self._keep = keep
-        self._max_models = max_models  # idle copies of the least recently explained models beyond this are dropped
-
-    @contextlib.contextmanager
-    def borrow(self, model: LoadedModel):
-        key = (model.sha256, id(model.module))
-        with self._lock:
-            free = self._free.setdefault(key, [])
-            self._free.move_to_end(key)
-            while len(self._free) > self._max_models:
-                self._free.popitem(last=False)
-            lent = free.pop() if free else None
-        if lent is None:
-            module = _private_copy(model.module)
-            if self._prepare is not None:
-                self._prepare(module)
-            lent = (module, hook_snapshot(module))
-        module, hooks = lent
-        try:
-            yield module
-        finally:
-            restore_hooks(module, hooks)  # the hooks this call added go; any the model came with stay
-            module.zero_grad(set_to_none=True)
-            with self._lock:
-                free = self._free.get(key)
-                if free is not None and len(free) < self._keep:
-                    free.append(lent)
-
-
-def _private_copy(module: nn.Module) -> nn.Module:
-    try:
-        clone = copy.deepcopy(module)
-    except Exception as exc:  # e.g. some TorchScript modules; gradient-of-input methods still work on the original
-        raise XaiError(f"This model cannot be copied for explaining ({type(exc).__name__}); export it to .pt2.") from None
-    clone.eval()
-    for parameter in clone.parameters():
-        try:
-            parameter.requires_grad_(False)
-        except RuntimeError:  # TorchScript parameters: Captum only differentiates w.r.t. inputs anyway
-            break
-    return clone
-
-
-_POOL = _CopyPool()
-_ATTENTION_POOL = _CopyPool(keep=2, prepare=instrument_attention)  # copies whose attention maps pass probes
+_POOL = CopyPool()
+_ATTENTION_POOL = CopyPool(keep=2, prepare=instrument_attention)  # copies whose attention maps pass probes
 
 
 # ---------------------------------------------------------------------------------------- layers
@@ -269,7 +214,7 @@ def _integrated_gradients(module, x, target, layer, options):
     ig = IntegratedGradients(module)
     steps = int(options.get("n_steps", 32))
     if options.get("smoothgrad"):
-        with _seeded(options.get("seed", 0)):
+        with seeded(options.get("seed", 0)):
             attr = NoiseTunnel(ig).attribute(x, baselines=baselines, target=target, n_steps=steps,
                                              nt_type="smoothgrad", nt_samples=int(options.get("nt_samples", 8)),
                                              stdevs=float(options.get("noise_std", 0.15)), internal_batch_size=64)
@@ -308,7 +253,7 @@ def _lime(module, x, target, layer, options):
         segments = slic(image if image.shape[-1] == 3 else image[..., 0], n_segments=int(options.get("n_segments", 40)),
                         compactness=10, start_label=0, channel_axis=-1 if image.shape[-1] == 3 else None)
         mask = torch.from_numpy(segments).long().view(1, 1, *segments.shape).expand(1, x.shape[1], *segments.shape)
-        with _seeded(options.get("seed", 0) + i):
+        with seeded(options.get("seed", 0) + i):
             attr = lime.attribute(x[i : i + 1], target=target[i : i + 1], feature_mask=mask,
                                   n_samples=int(options.get("n_samples", 200)), perturbations_per_eval=50,
                                   baselines=0.0)
@@ -363,13 +308,6 @@ def _upsample(maps: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     from captum.attr import LayerAttribution
 
     return LayerAttribution.interpolate(maps, tuple(x.shape[-2:]), interpolate_mode="bilinear")
-
-
-@contextlib.contextmanager
-def _seeded(seed: int):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
 
 
 METHODS: dict[str, ImageMethod] = {m.key: m for m in (
@@ -487,9 +425,7 @@ def explain_batch(
         raise XaiError("These methods explain image models; this model takes a table.")
     if model.info.task != "classification":
         raise XaiError("Image explanations need a classifier (one score per class).")
-    if method not in METHODS:
-        raise XaiError(f"Unknown method {method!r}; choose one of {sorted(METHODS)}.")
-    spec = METHODS[method]
+    spec = method_spec(METHODS, method, "image")
     if isinstance(images, np.ndarray):
         pixels = images
         x_all = images_to_tensor(images, model.info)

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from xai_core import scoring
+from xai_core.attribution.common import method_settings, method_spec
 from xai_core.attribution.results import Background, GlobalImportance, TabularAttribution
 from xai_core.attribution.shapley import (
     DEFAULT_N_PERMUTATIONS,
@@ -32,7 +33,7 @@ from xai_core.attribution.shapley import (
 from xai_core.datasets import TableSet
 from xai_core.errors import XaiError
 from xai_core.model import LoadedModel, OutputSpace, class_names_or_default, output_scores
-from xai_core.validation import check_same_columns, check_table, class_indices, did_you_mean
+from xai_core.validation import check_same_columns, check_table, class_indices
 
 log = logging.getLogger(__name__)
 
@@ -120,13 +121,8 @@ def explain_table(
     """
     if model.info.input_kind != "tabular":
         raise XaiError("These methods explain table models; for an image model use xai_core.attribution.image.")
-    spec = METHODS.get(method)
-    if spec is None:
-        raise XaiError(f"Unknown tabular method {method!r}; choose one of {sorted(METHODS)}.{did_you_mean(str(method), METHODS)}")
-    if settings is None:
-        settings = spec.settings()
-    if not isinstance(settings, spec.settings):
-        raise XaiError(f"{spec.name} takes {spec.settings.__name__}, not {type(settings).__name__}.")
+    spec = method_spec(METHODS, method, "tabular")
+    settings = method_settings(spec, settings)
     options = {"row_offset": row_offset} if spec.row_seeded else {}
     return spec.run(model, _table_set(data, y, model), settings, background, progress, **options)
 

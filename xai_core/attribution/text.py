@@ -10,7 +10,6 @@ the model (the cached one is shared by every session and never hooked); perturba
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -20,17 +19,17 @@ import pandas as pd
 import torch
 from torch import nn
 
-from xai_core.attribution.image import _POOL, _seeded
+from xai_core.attribution.common import CopyPool, method_settings, method_spec, seeded
 from xai_core.attribution.results import Background
 from xai_core.attribution.shapley import EXACT_MAX_FEATURES, shapley_values
 from xai_core.datasets import TextSet
 from xai_core.errors import XaiError
 from xai_core.model import LoadedModel, OutputSpace, output_scores
 from xai_core.text.tokenizer import TokenizedText, tokenize
-from xai_core.validation import did_you_mean
 
 log = logging.getLogger(__name__)
 ProgressFn = Callable[[int, int, str], None]
+_POOL = CopyPool()  # private copies for the gradient methods (the cached model is shared and never hooked)
 Documents = TextSet | Sequence[str] | Sequence[TokenizedText] | str
 
 
@@ -266,7 +265,7 @@ def _lime(model, docs, targets, settings: LimeTextSettings, progress):
     values = []
     for i, doc in enumerate(docs):
         ids = torch.from_numpy(doc.ids).unsqueeze(0)
-        with _seeded(settings.seed + i):
+        with seeded(settings.seed + i):
             attr = lime.attribute(ids, baselines=baseline_ids([doc], unk), target=int(targets[i]),
                                   feature_mask=word_feature_mask(doc), n_samples=settings.n_samples,
                                   perturbations_per_eval=128)
@@ -377,13 +376,8 @@ def explain_text(
     if model.info.input_kind != "text" or model.info.tokenizer is None:
         raise XaiError("These methods explain text models (token ids in, class logits out); for images use "
                        "xai_core.attribution.image, for tables xai_core.attribution.tabular.")
-    spec = METHODS.get(method)
-    if spec is None:
-        raise XaiError(f"Unknown text method {method!r}; choose one of {sorted(METHODS)}.{did_you_mean(str(method), METHODS)}")
-    if settings is None:
-        settings = spec.settings()
-    if not isinstance(settings, spec.settings):
-        raise XaiError(f"{spec.name} takes {spec.settings.__name__}, not {type(settings).__name__}.")
+    spec = method_spec(METHODS, method, "text")
+    settings = method_settings(spec, settings)
     if spec.needs_gradients and not model.supports_layer_methods:
         raise XaiError(f"{spec.name} differentiates the embedding layer's output, which TorchScript hides from hooks. "
                        "Export the model to .pt2, or use leave-one-word-out, LIME or Shapley values.")
