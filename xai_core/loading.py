@@ -21,6 +21,7 @@ import pickle
 import re
 import struct
 import warnings
+import weakref
 import zipfile
 from typing import Any
 
@@ -350,7 +351,22 @@ def _load_export(data: bytes) -> tuple[nn.Module, dict]:
         module = torch.export.unflatten(program)
     _drop_fake_tensor_meta(module)
     run_generated_code(module)
+    _EXPORTED_PROGRAMS[module] = program
     return module, inferred
+
+
+# Each unflattened module → the vetted program it was unflattened from, kept so that lifting (real int8, timing) reuses
+# it instead of exporting the module again. Keyed by the module object itself: a copy, a variant or any other module
+# has no entry, so a program is only ever read for the very module it describes.
+_EXPORTED_PROGRAMS: "weakref.WeakKeyDictionary[nn.Module, torch.export.ExportedProgram]" = weakref.WeakKeyDictionary()
+
+
+def exported_program(module: nn.Module):
+    """The torch.export program `module` was loaded from (a `.pt2` upload), or None for any other module."""
+    try:
+        return _EXPORTED_PROGRAMS.get(module)
+    except TypeError:  # not weak-referenceable (never one of ours)
+        return None
 
 
 def _export_layer_types(program) -> dict[str, str]:

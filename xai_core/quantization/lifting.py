@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from xai_core.errors import XaiError
-from xai_core.torch_internals import tracing_confined_to_this_thread
+from xai_core.torch_internals import EXPORT_LOCK, tracing_confined_to_this_thread
 
 _aten = torch.ops.aten
 MAX_BATCH = 1 << 16
@@ -84,6 +84,22 @@ def export_with_dynamic_batch(module: nn.Module, example: torch.Tensor):
         hint = (" The model fixes its batch size somewhere (e.g. a reshape with a constant first dimension); write "
                 "it with x.shape[0] or -1." if "batch" in str(exc) or "Constraint" in type(exc).__name__ else "")
         raise XaiError(f"Real int8 needs the model re-exported with torch.export, which failed: {first}.{hint}") from None
+
+
+def reusable_program(module: nn.Module):
+    """The program `module` was loaded from, when lifting can start from it instead of exporting again: a `.pt2`
+    whose one input already has a symbolic batch dimension (None otherwise: then `export_with_dynamic_batch`)."""
+    from xai_core.loading import exported_program
+
+    program = exported_program(module)
+    if program is None:
+        return None
+    inputs = [s.arg.name for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
+    placeholders = [n for n in program.graph.nodes if n.op == "placeholder" and n.name in inputs]
+    if len(placeholders) != 1 or "val" not in placeholders[0].meta:
+        return None
+    shape = placeholders[0].meta["val"].shape
+    return program if len(shape) > 0 and isinstance(shape[0], torch.SymInt) else None
 
 
 def _constant_weights(args) -> bool:
@@ -173,8 +189,11 @@ def lift(module: nn.Module, example: torch.Tensor) -> Lifted:
     Anything else stays as the ATen op (it will run in float between dequantize and quantize). The result computes
     exactly what `module` does, at any batch size.
     """
-    program = export_with_dynamic_batch(module, example)
-    gm = program.module()
+    program = reusable_program(module)
+    if program is None:
+        program = export_with_dynamic_batch(module, example)
+    with EXPORT_LOCK:
+        gm = program.module()  # a new graph module: the program itself is never edited
     graph = gm.graph
     used: set[str] = set()
     origins: dict[str, LayerOrigin] = {}
