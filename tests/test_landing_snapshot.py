@@ -124,22 +124,26 @@ def test_snapshots_ship_for_the_default_demo_only():
     assert sorted(p.name for p in SNAPSHOTS.iterdir()) == [state.DEFAULT_DEMO]
 
 
-def test_input_histograms_are_sent_as_their_counts():
+def test_input_values_are_sent_as_their_counts():
+    """The input-value histogram goes to the browser as 60 counts per channel (one set of bins for the overlaid
+    channels), not as the 786,432 raw values; the counts are those of the values the model is fed."""
     import numpy as np
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
 
-    rng = np.random.default_rng(0)
-    red, blue = rng.normal(0, 1, 5000), rng.normal(1, 2, 3000)
-    fig = make_subplots(rows=1, cols=2)
-    fig.add_trace(go.Scatter(x=[0, 1], y=[1, 0]), row=1, col=1)
-    fig.add_trace(go.Histogram(x=red, name="red", marker_color="#d7301f", opacity=0.5), row=1, col=2)
-    fig.add_trace(go.Histogram(x=blue, name="blue", marker_color="#2b6cb0", opacity=0.5), row=1, col=2)
-    out = model_page.binned_histograms(fig, bins=60)
-    assert [t.type for t in out.data] == ["scatter", "bar", "bar"]
-    edges = np.histogram_bin_edges(np.concatenate([red, blue]), bins=60)  # one set of bins for the overlaid traces
-    for trace, values, color in zip(out.data[1:], (red, blue), ("#d7301f", "#2b6cb0")):
-        assert list(trace.y) == np.histogram(values, bins=edges)[0].tolist() and sum(trace.y) == len(values)
+    from xai_core.datasets import images_to_tensor
+    from xai_core.demo import load_demo_data, load_demo_model
+    from xai_core.viz.model import model_input_figure
+
+    model = load_demo_model("shapes")
+    data = load_demo_data("shapes", model)
+    fig = model_input_figure(data.images, model.info, bins=60)
+    x = images_to_tensor(data.images[:64], model.info).numpy().astype(float)
+    bars = [t for t in fig.data if t.type == "bar"]
+    assert [t.type for t in fig.data] == ["image", "bar", "bar", "bar"]
+    edges = np.histogram_bin_edges(x.ravel(), bins=60)
+    for c, (trace, color) in enumerate(zip(bars, ("#d7301f", "#17a398", "#2b6cb0"))):
+        values = x[:, c].ravel()
+        assert list(trace.y) == np.histogram(values, bins=edges)[0].tolist() and sum(trace.y) == values.size
         np.testing.assert_allclose(trace.x, (edges[:-1] + edges[1:]) / 2)
-        assert trace.marker.color == color and trace.opacity == 0.5 and trace.xaxis == "x2"
-    assert out.data[0] == fig.data[0]
+        assert trace.width == edges[1] - edges[0] and trace.marker.color == color and trace.xaxis == "x2"
+        assert trace.name.endswith(f"mean {values.mean():.2f}, std {values.std():.2f}")
+    assert len(fig.to_json()) < 80_000

@@ -108,7 +108,7 @@ def build_view(selection, summary, evaluation, overrides: dict | None = None) ->
                             + ". A wrong guess gives no error, only wrong accuracy and wrong explanations. "
                             + ("Set them in Model details above (or in a sidecar)." if selection.source == "upload" else ""))
         if data is not None and len(data):
-            view.figures["model_input"] = binned_histograms(model_input_figure(data.images, info))
+            view.figures["model_input"] = model_input_figure(data.images, info)
         if data is None or data.labels is None or info.task != "classification":
             p["hint"] = bool(guessed and data is not None)
         else:
@@ -174,35 +174,6 @@ def build_view(selection, summary, evaluation, overrides: dict | None = None) ->
     view.figures["arch"] = architecture_figure(summary)
     view.tables["layers"] = summary.layers
     return view
-
-
-def binned_histograms(fig, bins: int = 60):
-    """The figure with each histogram of raw values replaced by a bar chart of its counts (same bins for the traces
-    on one axis): the input-value histogram holds every input value of 64 images (786,432 for the shapes demo, 5.6 MB
-    sent to every session and binned again in the browser); its counts are 60 numbers per channel."""
-    import numpy as np
-    import plotly.graph_objects as go
-
-    histograms = [t for t in fig.data if isinstance(t, go.Histogram) and t.x is not None and t.y is None]
-    if not histograms:
-        return fig
-    edges = {}
-    for axis in {t.xaxis for t in histograms}:
-        values = np.concatenate([np.asarray(t.x, dtype=float) for t in histograms if t.xaxis == axis])
-        edges[axis] = np.histogram_bin_edges(values, bins=bins)
-    traces = []
-    for trace in fig.data:
-        if trace in histograms:
-            e = edges[trace.xaxis]
-            counts, _ = np.histogram(np.asarray(trace.x, dtype=float), bins=e)
-            trace = go.Bar(x=(e[:-1] + e[1:]) / 2, y=counts, width=float(e[1] - e[0]), name=trace.name,
-                           marker=trace.marker.to_plotly_json(), opacity=trace.opacity, xaxis=trace.xaxis, yaxis=trace.yaxis,
-                           legendgroup=trace.legendgroup, showlegend=trace.showlegend,
-                           hovertemplate="value %{x:.3g}: %{y} inputs<extra>%{fullData.name}</extra>")
-        traces.append(trace)
-    out = go.Figure(data=traces, layout=fig.layout)
-    out.update_layout(bargap=0)
-    return out
 
 
 def render(view: ModelPageView):

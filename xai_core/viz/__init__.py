@@ -6,6 +6,10 @@ scale for attributions, negative blue / positive red, centred on zero.
 
 from __future__ import annotations
 
+import base64
+import io
+
+import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
@@ -31,3 +35,20 @@ def styled(fig: go.Figure, title: str | None = None, height: int | None = None) 
     if height is not None:
         fig.update_layout(height=height)
     return fig
+
+
+def image_trace(rgb: np.ndarray, **kwargs) -> go.Image:
+    """An RGB uint8 image as a Plotly image trace carrying one PNG (`source`), drawn pixel for pixel like `z=rgb`.
+
+    `z` would send every pixel value as JSON text (a 240×544 montage: 1.2 MB, parsed and drawn by the browser on every
+    page visit); the PNG of the same pixels is a few tens of kB.
+    """
+    from PIL import Image
+
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"Expected an (height, width, 3) uint8 RGB image, got shape {rgb.shape} of {rgb.dtype}.")
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG", optimize=False, compress_level=6)
+    kwargs.setdefault("hoverinfo", "skip")
+    return go.Image(source="data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), **kwargs)

@@ -8,7 +8,7 @@ from plotly.colors import get_colorscale, sample_colorscale
 from plotly.subplots import make_subplots
 
 from xai_core.metrics import FaithfulnessCurves, SanityCheck
-from xai_core.viz import ATTRIBUTION_COLORSCALE, POSITIVE, styled
+from xai_core.viz import ATTRIBUTION_COLORSCALE, POSITIVE, image_trace, styled
 
 COLORMAPS = ("Inferno", "Jet", "Viridis", "Hot")  # for unsigned maps; signed maps use the house diverging scale
 
@@ -47,7 +47,7 @@ def overlay(image: np.ndarray, attribution: np.ndarray, signed: bool = False, co
 
 def overlay_figure(image: np.ndarray, attribution: np.ndarray, signed: bool, title: str, colormap: str = "Inferno",
                    opacity: float = 0.6, height: int = 460) -> go.Figure:
-    fig = go.Figure(go.Image(z=overlay(image, attribution, signed, colormap, opacity), hoverinfo="skip"))
+    fig = go.Figure(image_trace(overlay(image, attribution, signed, colormap, opacity)))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return styled(fig, title, height=height)
@@ -55,7 +55,7 @@ def overlay_figure(image: np.ndarray, attribution: np.ndarray, signed: bool, tit
 
 def image_figure(image: np.ndarray, title: str, height: int = 300) -> go.Figure:
     rgb = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
-    fig = go.Figure(go.Image(z=rgb, hoverinfo="skip"))
+    fig = go.Figure(image_trace(rgb))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return styled(fig, title, height=height)
@@ -78,7 +78,7 @@ def overlay_grid_figure(images: list[np.ndarray], maps: list[np.ndarray], signed
         wrong = bool(red_titles and red_titles[i])
         fig.add_annotation(x=left + w / 2, y=top - 1, text=titles[i], showarrow=False, yanchor="bottom",
                            font=dict(size=12, color=POSITIVE if wrong else "#1f2933"))
-    fig.add_trace(go.Image(z=montage, hoverinfo="skip"))
+    fig.add_trace(image_trace(montage))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, range=[montage.shape[0], 0])
     per_row = 1200 / columns * (h + title_gap) / (w + gap)
