@@ -118,9 +118,10 @@ def first_runs(lines: list[str], threads: tuple[int | None, ...] = (None, 1)) ->
                      f"{'yes' if r['comparison'] <= 5 else 'no'} | {'yes' if r['with_imports'] <= 5 else 'no'} | "
                      f"{r['bits_curve']:.1f} | {_slowest(r['parts'], 2)} |")
     for n in dict.fromkeys(r["threads"] for r in results):
-        lines += ["", f"Slowest part of each comparison ({n} torch thread{'s' if n > 1 else ''}): " + "; ".join(
-            f"{r['key']}: {_slowest(r['parts'], 1)} (stage: "
-            f"{max(STAGES[2:], key=lambda s: r['stages'].get(s, 0.0))})" for r in results if r["threads"] == n) + "."]
+        lines += ["", f"Where each comparison's time goes ({n} torch thread{'s' if n > 1 else ''}), slowest stage and "
+                  "slowest single part: " + "; ".join(
+                      f"{r['key']}: {_slowest_stage(r)}, {_slowest(r['parts'], 1)}" for r in results
+                      if r["threads"] == n) + "."]
     lines.append("")
 
 
@@ -138,6 +139,12 @@ def rewrite_first_runs(threads: tuple[int | None, ...]) -> None:
         end = old.find("\n### ", start + len(FIRST_RUN_HEADER))
         text = old[:start] + "\n".join(lines).rstrip() + "\n" + ("" if end < 0 else old[end:])
     write_section("quantization", text)
+
+
+def _slowest_stage(result: dict) -> str:
+    """The comparison's slowest stage (imports and loading the demo are not part of the comparison)."""
+    stage = max(STAGES[2:], key=lambda s: result["stages"].get(s, 0.0))
+    return f"{stage} {result['stages'].get(stage, 0.0):.1f} s"
 
 
 def _slowest(parts: dict[str, float], n: int = 3) -> str:
