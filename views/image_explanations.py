@@ -54,6 +54,14 @@ def cached_faithfulness(model_sha: str, data_key: str, n: int, method: str, laye
     return faithfulness_curves(_model, _images, _explained.maps, _explained.targets, method)
 
 
+@st.cache_resource(max_entries=64, show_spinner=False)
+def cached_figure(kind: str, key: tuple, _build):
+    """The figure `_build()` makes, built once per process for `key` (everything it is drawn from): a rerun or a
+    return to this page sends it again without rebuilding it (Plotly validates every property: ~0.1–0.4 s for a
+    gallery). Shared by every session, so never changed after it is built."""
+    return _build()
+
+
 def method_options(key: str, prefix: str = "") -> tuple:
     """The settings a method takes, as page controls (returned sorted, so they can key a cache)."""
     options: dict = {}
@@ -129,8 +137,11 @@ def show(selection: state.Selection) -> None:
     attribution = result.maps[0]
     left, right = st.columns([3, 2], gap="large")
     with left:
-        figure(overlay_figure(data.images[index], attribution, result.signed,
-                              f"{result.method_name} for '{info.class_names[target]}'", colormap, opacity),
+        figure(cached_figure("overlay", (model.sha256, selection.data_key, index, method, target, layer, options,
+                                         colormap, opacity),
+                             lambda: overlay_figure(data.images[index], attribution, result.signed,
+                                                    f"{result.method_name} for '{info.class_names[target]}'", colormap,
+                                                    opacity)),
                METHODS[method].how_to_read + " " + assumes(method, result.layer, dict(options), shapes, attention),
                key="ie_overlay")
         for note in result.notes:
@@ -143,8 +154,10 @@ def show(selection: state.Selection) -> None:
         d[1].download_button("Raw attribution (.npy)", buffer.getvalue(), file_name=f"{method}_{index}.npy",
                              key="ie_dl_npy", icon=":material/download:")
     with right:
-        figure(image_figure(data.images[index], "The image", height=280), key="ie_original")
-        figure(probabilities_figure(x_probs, info.class_names, highlight=target), key="ie_probs")
+        figure(cached_figure("image", (selection.data_key, index),
+                             lambda: image_figure(data.images[index], "The image", height=280)), key="ie_original")
+        figure(cached_figure("probabilities", (model.sha256, selection.data_key, index, target),
+                             lambda: probabilities_figure(x_probs, info.class_names, highlight=target)), key="ie_probs")
         if data.masks is not None:
             loc = localisation(result.maps, data.masks[[index]])
             st.caption(f"Ground-truth object mask: the map's peak is {'inside ✓' if loc.hits[0] else 'outside ✗'} it; "
@@ -168,9 +181,11 @@ def compare_methods(selection, index, target, layer, colormap, opacity, availabl
     results = [cached_explanation(model.sha256, selection.data_key, (index,), key, (target,),
                                   layer if METHODS[key].needs_layer else None, (), model, data.images[[index]])
                for key in chosen]
-    figure(overlay_grid_figure([data.images[index]] * len(results), [r.maps[0] for r in results],
-                               [r.signed for r in results], [r.method_name for r in results], colormap, opacity,
-                               columns=len(results)),
+    figure(cached_figure("side_by_side", (model.sha256, selection.data_key, index, target, layer, tuple(chosen),
+                                          colormap, opacity),
+                         lambda: overlay_grid_figure([data.images[index]] * len(results), [r.maps[0] for r in results],
+                                                     [r.signed for r in results], [r.method_name for r in results],
+                                                     colormap, opacity, columns=len(results))),
            "Each method with its default settings. Red/blue maps are signed (evidence for/against the class).",
            key="ie_grid", download_name="methods_side_by_side")
 
@@ -191,8 +206,10 @@ def gallery(selection, method, layer, options, colormap, opacity) -> None:
             wrong.append(bool(result.predicted[i] != data.labels[j]))
         else:
             titles.append(guess)
-    figure(overlay_grid_figure([data.images[j] for j in indices], list(result.maps), [result.signed] * n, titles,
-                               colormap, opacity, columns=8, red_titles=wrong or None),
+    figure(cached_figure("gallery", (model.sha256, selection.data_key, n, method, layer, options, colormap, opacity),
+                         lambda: overlay_grid_figure([data.images[j] for j in indices], list(result.maps),
+                                                     [result.signed] * n, titles, colormap, opacity, columns=8,
+                                                     red_titles=wrong or None)),
            f"{result.method_name} for each image's predicted class (true → predicted; red = wrong).",
            key="ie_gallery", download_name="gallery")
     if data.masks is not None:
@@ -218,7 +235,8 @@ def trust(selection, index, method, target, layer, options) -> None:
                                        model, data.images[:n])
         curves[METHODS[key].name] = cached_faithfulness(model.sha256, selection.data_key, n, key, key_layer, model,
                                                         data.images[:n], explained)
-    figure(faithfulness_figure(curves), f"Averaged over the first {n} images; pixels are replaced by a blurred copy. "
+    figure(cached_figure("faithfulness", (model.sha256, selection.data_key, n, tuple(chosen), layer),
+                         lambda: faithfulness_figure(curves)), f"Averaged over the first {n} images; pixels are replaced by a blurred copy. "
            "A random map gives roughly the same curve for deletion and insertion.", key="ie_faith",
            download_name="faithfulness")
     if st.button(f"Run the sanity check for {METHODS[method].name} (randomises the layers of a copy; ~10 s)", key="ie_sanity"):

@@ -14,6 +14,16 @@ COLORMAPS = ("Inferno", "Jet", "Viridis", "Hot")  # for unsigned maps; signed ma
 
 
 def _lut(scale) -> np.ndarray:
+    key = repr(scale)
+    if key not in _LUTS:  # sampling a colour scale 256 times takes ~5 ms; every overlay needs one
+        _LUTS[key] = _sample_lut(scale)
+    return _LUTS[key]
+
+
+_LUTS: dict[str, np.ndarray] = {}
+
+
+def _sample_lut(scale) -> np.ndarray:
     colors = sample_colorscale(scale, np.linspace(0, 1, 256), colortype="tuple")
     return (np.array(colors) * (255 if max(max(c) for c in colors) <= 1 else 1)).clip(0, 255).astype(np.uint8)
 
