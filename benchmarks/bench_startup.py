@@ -69,7 +69,11 @@ def first_chart(page, timeout: float = 180_000, fresh: bool = False) -> None:
 def measure_project(browser, root: Path, rounds: int, switches: bool = True) -> dict[str, list[float]]:
     """Cold start, full render, reloads and cached page switches of the dashboard in the checkout at `root`."""
     out: dict[str, list[float]] = {k: [] for k in ("healthy", "cold", "full", "warm_up", "reload", "reload_full",
-                                                    "switch")}
+                                                    "switch", "reload_kb", "switch_kb")}
+    received: list[int] = []
+
+    def count_bytes(page) -> None:
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: received.append(len(payload or b""))))
     for _ in range(rounds):
         start = time.perf_counter()
         with running_dashboard(root=root, timeout=120) as (url, healthy_after, process):
@@ -88,32 +92,40 @@ def measure_project(browser, root: Path, rounds: int, switches: bool = True) -> 
             context = browser.new_context(viewport={"width": 1440, "height": 1000})
             page = context.new_page()
             page.set_default_timeout(180_000)
+            count_bytes(page)
             page.goto(url)
             page.wait_for_function(IDLE)
             for _ in range(3):  # the browser's reload button: a new session on the same server, browser cache kept
                 page.evaluate(MARK_OLD)
+                received.clear()
                 t = time.perf_counter()
                 page.reload(wait_until="commit")
                 first_chart(page, fresh=True)
                 out["reload"].append(time.perf_counter() - t)
                 page.wait_for_function(IDLE, timeout=180_000)
                 out["reload_full"].append(time.perf_counter() - t)
+                out["reload_kb"].append(sum(received) / 1000)
             context.close()
             if switches:
                 context = browser.new_context(viewport={"width": 1440, "height": 1000})
                 page = context.new_page()
                 page.set_default_timeout(300_000)
+                count_bytes(page)
                 page.goto(url)
                 page.wait_for_function(IDLE)
                 for i in range(3):  # the first visit to Image explanations computes; later ones are cached
                     for link in ("Image explanations", "Model & data"):
                         page.evaluate(MARK_OLD)
+                        received.clear()
                         t = time.perf_counter()
                         page.get_by_role("link", name=link).click()
                         first_chart(page, fresh=True, timeout=300_000)
-                        if i > 0 or link == "Model & data":
+                        cached = i > 0 or link == "Model & data"
+                        if cached:
                             out["switch"].append(time.perf_counter() - t)
                         page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
+                        if cached:
+                            out["switch_kb"].append(sum(received) / 1000)
                 context.close()
     return out
 
@@ -153,12 +165,12 @@ def checkout(rev: str):
         yield Path(folder)
 
 
-def spread(values: list[float]) -> str:
+def spread(values: list[float], unit: str = " s", digits: int = 2) -> str:
     if not values:
         return "–"
     if len(values) == 1:
-        return f"{values[0]:.2f} s"
-    return f"{statistics.median(values):.2f} s ({min(values):.2f}–{max(values):.2f})"
+        return f"{values[0]:.{digits}f}{unit}"
+    return f"{statistics.median(values):.{digits}f}{unit} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
 
 def main() -> None:
@@ -166,7 +178,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--anchor-rounds", type=int, default=1)
     parser.add_argument("--no-anchor", action="store_true")
-    parser.add_argument("--baseline", help="also measure this commit of the project (cold start and reloads)")
+    parser.add_argument("--baseline", help="also measure this commit of the project (cold start, reloads, page switches)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -180,7 +192,7 @@ def main() -> None:
         baseline = None
         if args.baseline:
             with checkout(args.baseline) as folder:
-                baseline = measure_project(browser, folder, args.rounds, switches=False)
+                baseline = measure_project(browser, folder, args.rounds)
             print("baseline:", baseline, flush=True)
         anchor = [] if args.no_anchor else measure_anchor(browser, args.anchor_rounds)
         print("anchor:", anchor, flush=True)
@@ -195,9 +207,13 @@ def main() -> None:
         ("cold start → server idle again (background warm-up done)", ours["warm_up"], baseline and baseline["warm_up"], ""),
         ("**reload** (same server, new session) → first chart", ours["reload"], baseline and baseline["reload"], "≤ 1 s"),
         ("reload → landing page fully drawn", ours["reload_full"], baseline and baseline["reload_full"], ""),
-        ("**page switch**, results cached → first chart", ours["switch"], None, "≤ 0.5 s"),
+        ("reload: bytes received over the websocket (kB)", ours["reload_kb"], baseline and baseline["reload_kb"], ""),
+        ("**page switch**, results cached → first chart", ours["switch"], baseline and baseline["switch"], "≤ 0.5 s"),
+        ("page switch: bytes received (kB)", ours["switch_kb"], baseline and baseline["switch_kb"], ""),
     ]
-    table = "\n".join(f"| {name} | {spread(v)} | {len(v)} | " + (f"{spread(b)} | " if baseline else "") + f"{goal} |"
+    fmt = {True: dict(unit=" kB", digits=0), False: {}}
+    table = "\n".join(f"| {name} | {spread(v, **fmt['kB' in name])} | {len(v)} | "
+                      + (f"{spread(b, **fmt['kB' in name])} | " if baseline else "") + f"{goal} |"
                       for name, v, b, goal in rows)
     header = "| measure | median (min–max) | runs | " + (f"`{args.baseline}` | " if baseline else "") + "goal |"
     line = "|---|---|---|" + ("---|" if baseline else "") + "---|"
@@ -212,7 +228,8 @@ def main() -> None:
     ratios = ""
     if baseline:
         ratios = (f"\nAgainst `{args.baseline}`: cold start {med(baseline['cold']) / med(ours['cold']):.1f}× faster, "
-                  f"reload {med(baseline['reload']) / med(ours['reload']):.1f}× faster.\n")
+                  f"reload {med(baseline['reload']) / med(ours['reload']):.1f}× faster, cached page switch "
+                  f"{med(baseline['switch']) / med(ours['switch']):.1f}× faster.\n")
     markdown = f"""## Dashboard start-up, reloads and page switches (`benchmarks/bench_startup.py`)
 
 Machine: {machine()}; commit {rev}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after (2 cores
