@@ -103,7 +103,8 @@ _LOADED: dict[tuple[str, str], tuple] = {}
 
 
 def loaded(name: str, fmt: str):
-    """(LoadedModel, input size), kept for the one (architecture, format) under test: the parts run one after another."""
+    """(LoadedModel, input size), kept for the one (architecture, format) under test: its parts run one after another
+    (see `cases`)."""
     key = (name, fmt)
     if key not in _LOADED:
         _LOADED.clear()
@@ -123,10 +124,14 @@ INT8_DEFAULT = {("resnet50", "pt2"), ("swin_t", "pt2")}
 
 
 def cases(part: str):
+    """One case per (architecture, format), the same list for every part. The tests take them with scope="module", so
+    pytest runs all parts of one model back to back (the model is loaded once), and each model's parts form one xdist
+    group (one worker loads it)."""
     for name, arch in ZOO.items():
         for fmt in ("pt2", "state_dict"):
             full_only = fmt in arch.slow or (part == "int8" and (name, fmt) not in INT8_DEFAULT)
-            yield pytest.param(name, fmt, marks=[FULL_ONLY] if full_only else [], id=f"{name}-{fmt}")
+            marks = [pytest.mark.xdist_group(f"zoo-{name}-{fmt}")] + ([FULL_ONLY] if full_only else [])
+            yield pytest.param(name, fmt, marks=marks, id=f"{name}-{fmt}")
 
 
 # ---------------------------------------------------------------------------------------- explaining
@@ -144,7 +149,7 @@ def grid_at(model, layer_name: str, x: torch.Tensor) -> torch.Tensor:
     return layout.to_grid(saved["o"])
 
 
-@pytest.mark.parametrize("name, fmt", list(cases("explain")))
+@pytest.mark.parametrize("name, fmt", list(cases("explain")), scope="module")
 def test_loads_and_explains(name, fmt):
     model, size = loaded(name, fmt)
     if fmt == "state_dict":
@@ -176,7 +181,7 @@ def test_loads_and_explains(name, fmt):
     assert ig.shape == (1, size, size) and np.isfinite(ig).all() and np.abs(ig).max() > 0
 
 
-@pytest.mark.parametrize("name, fmt", list(cases("int8")))
+@pytest.mark.parametrize("name, fmt", list(cases("int8")), scope="module")
 def test_int8_and_4_bit_variants_build_and_run(name, fmt, record_property):
     model, size = loaded(name, fmt)
     x = images(size, 4, seed=1)
