@@ -1,10 +1,35 @@
 import functools
+import os
 import warnings
 
 import pytest
 import torch
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def _share_cores_between_workers() -> None:
+    """pytest.ini runs the suite in pytest-xdist workers (-n 2): each worker and the processes it starts (dashboard
+    servers, the CLI) get an equal share of the cores as torch/OpenMP threads, instead of every worker using them all."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
+    if not os.environ.get("PYTEST_XDIST_WORKER") or workers < 2:
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+
+
+_share_cores_between_workers()
+
+
+def pytest_addoption(parser, pluginmanager):
+    """pytest.ini asks for `-n 2 --dist loadgroup`; without pytest-xdist (`-p no:xdist`, or not installed) accept the
+    two options and run every test in this one process."""
+    if pluginmanager.has_plugin("xdist"):
+        return
+    group = parser.getgroup("xdist", "pytest-xdist is not loaded: its options are accepted and ignored")
+    group.addoption("-n", "--numprocesses", dest="numprocesses", default=0, help="ignored: pytest-xdist is not loaded")
+    group.addoption("--dist", dest="dist", default="no", help="ignored: pytest-xdist is not loaded")
 
 
 def _scan_installed_components_once() -> None:

@@ -11,6 +11,10 @@ ray = pytest.importorskip("ray", reason="ray is not installed here (pip install 
 from xai_core.demo import demo_model_bytes, load_demo_data  # noqa: E402
 from xai_core.review import ModelSource, ReviewSettings, run_review  # noqa: E402
 
+# One worker runs them in file order: the CLI test starts its own local Ray before the module's cluster exists, and
+# `--ray auto` must not find another worker's cluster.
+pytestmark = pytest.mark.xdist_group("ray")
+
 
 def test_cli_on_ray_starts_a_local_cluster_and_equals_in_process(tmp_path):
     """First in this file, before the module's cluster exists: the CLI starts (and stops) its own local Ray."""

@@ -1,6 +1,10 @@
 """A bookmarked link to a page, opened as the very first request to a fresh server, gets the real app."""
 
+import pytest
+
 from tests.server import running_dashboard
+
+pytestmark = pytest.mark.xdist_group("browser")  # one worker runs them all: they share one server and one browser
 
 
 def test_a_deep_link_as_the_first_request_runs_the_dashboard_not_a_bare_page(browser):

@@ -1,6 +1,10 @@
 """The whole app in a real browser: the server starts, the demo renders, nothing raises."""
 
+import pytest
+
 from tests.browser.conftest import screenshot
+
+pytestmark = pytest.mark.xdist_group("browser")  # one worker runs them all: they share one server and one browser
 
 
 def wait_for_app(page):

@@ -8,6 +8,8 @@ from tests.browser.test_report_offline import open_offline
 from xai_core.demo import load_demo_data, load_demo_model
 from xai_core.review import ReviewSettings, run_review
 
+pytestmark = pytest.mark.xdist_group("browser")  # one worker runs them all: they share one server and one browser
+
 
 @pytest.fixture(scope="module")
 def wine_review(review_root):

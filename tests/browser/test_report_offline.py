@@ -4,6 +4,8 @@ import pytest
 
 from tests.test_review_report import HOSTILE_CLASS, hostile_wine_review, shapes_review
 
+pytestmark = pytest.mark.xdist_group("browser")  # one worker runs them all: they share one server and one browser
+
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
