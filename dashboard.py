@@ -10,7 +10,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import streamlit as st  # noqa: E402
 
-from ui.state import keep_uploads_across_reloads  # noqa: E402
+from ui.state import keep_uploads_across_reloads, serving  # noqa: E402
 
 st.set_page_config(page_title="xai-dashboard", page_icon=":material/troubleshoot:", layout="wide")
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -26,5 +26,6 @@ PAGES = [
     st.Page("views/review.py", title="Review report", icon=":material/summarize:", url_path="review"),
 ]
 
-keep_uploads_across_reloads()
-st.navigation(PAGES).run()
+with serving():  # the background warm-up imports between runs, not during them
+    keep_uploads_across_reloads()
+    st.navigation(PAGES).run()

@@ -147,3 +147,37 @@ def test_input_values_are_sent_as_their_counts():
         assert trace.width == edges[1] - edges[0] and trace.marker.color == color and trace.xaxis == "x2"
         assert trace.name.endswith(f"mean {values.mean():.2f}, std {values.std():.2f}")
     assert len(fig.to_json()) < 80_000
+
+
+def test_the_warm_up_imports_only_between_script_runs(monkeypatch):
+    import importlib
+    import threading
+
+    events = []
+    done = threading.Event()
+    real_import = importlib.import_module
+
+    def recording_import(name, *args, **kwargs):
+        if name == "json":  # the warm-up's module (other code imports through importlib too)
+            events.append(("import", name))
+            done.set()
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib, "import_module", recording_import)
+    monkeypatch.setattr(state, "_warm_up_started", False)
+    monkeypatch.setattr(state, "_started", {})
+    monkeypatch.setattr(state, "WARM_MODULES", ("json",))
+    monkeypatch.setattr(state, "MAX_YIELD_PER_MODULE", 600.0)  # a run in flight is waited for, however long it takes
+    state.cached_demo_model.clear()
+    state.cached_demo_data.clear()
+    try:
+        with state.serving():
+            state.warm_up("wine", delay=0)
+            state.cached_demo_model("wine")  # the demo is loaded meanwhile: a page may be waiting for it
+            assert not done.wait(0.5)  # the import waits for the run in flight to end
+            events.append(("run ended",))
+        assert done.wait(60)
+        assert events == [("run ended",), ("import", "json")]
+    finally:
+        state.cached_demo_model.clear()
+        state.cached_demo_data.clear()

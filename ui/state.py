@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import copy
 import gc
 import hashlib
@@ -95,6 +96,32 @@ WARM_MODULES = ("xai_core.demo", "xai_core.evaluation", "xai_core.preprocessing"
                 "xai_core.viz.importance", "xai_core.viz.tree", "xai_core.quantization", "xai_core.viz.quantization")
 
 
+# Script runs in flight in this process (dashboard.py counts them). The warm-up imports between runs: an import holds
+# the GIL for most of its time, so a reload arriving during the warm-up ran its script at half speed or worse.
+_runs_in_flight = 0
+_runs_changed = threading.Condition()
+MAX_YIELD_PER_MODULE = 1.0  # seconds the warm-up waits for runs in flight before each import (a landing run: ~0.1 s)
+
+
+@contextlib.contextmanager
+def serving():
+    """Count a script run as in flight while it lasts (the warm-up waits for it between imports)."""
+    global _runs_in_flight
+    with _runs_changed:
+        _runs_in_flight += 1
+    try:
+        yield
+    finally:
+        with _runs_changed:
+            _runs_in_flight -= 1
+            _runs_changed.notify_all()
+
+
+def _yield_to_runs() -> None:
+    with _runs_changed:
+        _runs_changed.wait_for(lambda: _runs_in_flight == 0, timeout=MAX_YIELD_PER_MODULE)
+
+
 def _take_started(what: tuple):
     with _started_lock:
         return _started.pop(what, None)
@@ -129,6 +156,7 @@ def warm_up(key: str | None = None, delay: float = 0.5) -> None:
             except BaseException as exc:  # noqa: BLE001 - handed to the session that asks for it
                 futures[what].set_exception(exc)
         for name in WARM_MODULES:
+            _yield_to_runs()
             try:
                 importlib.import_module(name)
             except Exception:  # a page importing it will show the error; warming up is only an optimisation
