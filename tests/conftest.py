@@ -28,7 +28,8 @@ def pytest_addoption(parser, pluginmanager):
     if pluginmanager.has_plugin("xdist"):
         return
     group = parser.getgroup("xdist", "pytest-xdist is not loaded: its options are accepted and ignored")
-    group.addoption("-n", "--numprocesses", dest="numprocesses", default=0, help="ignored: pytest-xdist is not loaded")
+    # _addoption: pytest reserves lowercase short options; pytest-xdist registers its own -n the same way
+    group._addoption("-n", "--numprocesses", dest="numprocesses", default=0, help="ignored: pytest-xdist is not loaded")
     group.addoption("--dist", dest="dist", default="no", help="ignored: pytest-xdist is not loaded")
 
 
