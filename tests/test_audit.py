@@ -229,6 +229,7 @@ class CornerShortcut(nn.Module):
         return logits + push[:, None] * nn.functional.one_hot(torch.tensor(self.to), logits.shape[1]).to(logits)
 
 
+@pytest.mark.slow
 def test_planted_corner_shortcut_is_ranked_first_by_flip_set_and_group_drift():
     model = load_demo_model("shapes")
     data = load_demo_data("shapes", model)

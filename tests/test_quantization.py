@@ -398,6 +398,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("key", ["shapes", "wine", "diabetes"])
+@pytest.mark.slow
 def test_verdict_numbers_match_a_direct_computation_from_labels_and_predictions(demo, key):
     """Score, agreement and KL / MSE against numpy on the variant's own outputs, not through xai_core.scoring."""
     model, data, background = demo(key)
@@ -454,6 +455,7 @@ def test_every_variant_leaves_the_cached_model_untouched(demo):
     assert not model.module.training
 
 
+@pytest.mark.slow
 def test_image_comparison_reports_every_number(demo):
     model, data, _ = demo("shapes")
     small = data.subset(np.arange(96))

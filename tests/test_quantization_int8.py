@@ -94,6 +94,7 @@ def test_static_twin_rounds_activations_like_the_int8_model(demo):
     assert (variant.twin.module(x).argmax(1) == real.argmax(1)).float().mean() >= 0.995
 
 
+@pytest.mark.slow
 def test_the_model_is_lifted_once_per_comparison(demo, monkeypatch):
     model, data, _ = demo("shapes")
     calls = []

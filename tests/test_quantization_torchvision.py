@@ -33,6 +33,7 @@ def model(request):
     return loaded, net, BuildContext(loaded, calibration=torch.randn(8, 3, 32, 32))
 
 
+@pytest.mark.slow
 def test_lifted_graph_keeps_the_batch_symbolic(model):
     loaded, net, context = model
     lifted = context.lifted().module  # exported at batch 2
@@ -43,6 +44,7 @@ def test_lifted_graph_keeps_the_batch_symbolic(model):
 
 
 @pytest.mark.parametrize("kind", ["int8-dynamic", "int8-static", "w4"])
+@pytest.mark.slow
 def test_int8_and_rounded_weights_run_at_batch_1_and_5(model, kind):
     loaded, net, context = model
     spec = VariantSpec("weights", 4) if kind == "w4" else VariantSpec(kind)

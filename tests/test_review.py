@@ -245,6 +245,7 @@ def wine_command(out) -> list[str]:
             str(ASSETS / "wine_train.csv"), "--analyses", "shap", "--shard-size", "8", "--out", str(out)]
 
 
+@pytest.mark.slow
 def test_cli_resumes_after_a_hard_crash(tmp_path):
     out = tmp_path / "review"
     crashed = cli(*wine_command(out), "--crash-after-shards", "2", "--no-report")
@@ -264,6 +265,7 @@ def test_cli_resumes_after_a_hard_crash(tmp_path):
     assert (out / "report.html").stat().st_size > 3_000_000
 
 
+@pytest.mark.slow
 def test_cli_resumes_after_ctrl_c(tmp_path):
     out = tmp_path / "review"
     process = subprocess.Popen([sys.executable, "-m", "xai_core", *wine_command(out), "--shard-size", "4",

@@ -13,7 +13,7 @@ from xai_core.review import ModelSource, ReviewSettings, run_review  # noqa: E40
 
 # One worker runs them in file order: the CLI test starts its own local Ray before the module's cluster exists, and
 # `--ray auto` must not find another worker's cluster.
-pytestmark = pytest.mark.xdist_group("ray")
+pytestmark = [pytest.mark.xdist_group("ray"), pytest.mark.slow]
 
 
 def test_cli_on_ray_starts_a_local_cluster_and_equals_in_process(tmp_path):

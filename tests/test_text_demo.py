@@ -37,6 +37,7 @@ def test_planted_corpus_filler_is_neutral_in_vaders_lexicon():
 
 
 @pytest.mark.parametrize("demo", ["text_bilstm", "text_transformer"])
+@pytest.mark.slow
 def test_integrated_gradients_ranks_the_planted_words_first(demo):
     model, data = load_demo(demo)
     subset = data.subset(range(100))
@@ -104,6 +105,7 @@ def _topic_words(train: pd.DataFrame, min_docs: int = 8, ratio: float = 4.0) -> 
 
 
 @pytest.mark.parametrize("demo", FORTUNE_DEMOS)
+@pytest.mark.slow
 def test_integrated_gradients_top_words_of_each_topic_are_that_topics_words(demo):
     """IG's top words per topic over the held-out quotations include words far more frequent in that topic's training
     quotations than in the others' (which the model can only have learnt from the data)."""

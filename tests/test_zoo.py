@@ -150,6 +150,7 @@ def grid_at(model, layer_name: str, x: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("name, fmt", list(cases("explain")), scope="module")
+@pytest.mark.slow
 def test_loads_and_explains(name, fmt):
     model, size = loaded(name, fmt)
     if fmt == "state_dict":
@@ -182,6 +183,7 @@ def test_loads_and_explains(name, fmt):
 
 
 @pytest.mark.parametrize("name, fmt", list(cases("int8")), scope="module")
+@pytest.mark.slow
 def test_int8_and_4_bit_variants_build_and_run(name, fmt, record_property):
     model, size = loaded(name, fmt)
     x = images(size, 4, seed=1)

@@ -24,6 +24,7 @@ def test_demo_renders_without_exceptions(page, dashboard_url):
     screenshot(page, "model_page_shapes")
 
 
+@pytest.mark.slow
 def test_switching_to_a_tabular_demo(page, dashboard_url):
     page.goto(dashboard_url)
     page.get_by_role("heading", name="Model & data").wait_for()
@@ -48,6 +49,7 @@ def open_page_for_demo(page, dashboard_url, demo_title, link_name):
     page.get_by_role("link", name=link_name).click()
 
 
+@pytest.mark.slow
 def test_feature_importance_page_renders(page, dashboard_url):
     open_page_for_demo(page, dashboard_url, "Wine (table, 3 classes)", "Feature importance")
     page.get_by_text("Efficiency check").first.wait_for()
@@ -58,6 +60,7 @@ def test_feature_importance_page_renders(page, dashboard_url):
     screenshot(page, "feature_importance_wine")
 
 
+@pytest.mark.slow
 def test_image_explanations_page_renders(page, dashboard_url):
     page.goto(dashboard_url)
     page.get_by_text("Confusion matrix").first.wait_for()
@@ -71,6 +74,7 @@ def test_image_explanations_page_renders(page, dashboard_url):
     screenshot(page, "image_explanations_shapes")
 
 
+@pytest.mark.slow
 def test_surrogate_page_renders(page, dashboard_url):
     open_page_for_demo(page, dashboard_url, "Breast cancer (table, binary classifier)", "Surrogate tree")
     page.get_by_role("heading", name="Local surrogate (LIME)").wait_for()
@@ -88,6 +92,7 @@ def wait_for_quantization(page):
     assert page.locator("[data-testid='stException']").count() == 0
 
 
+@pytest.mark.slow
 def test_quantization_page_renders_on_an_image_demo(page, dashboard_url):
     page.goto(dashboard_url)
     page.get_by_text("Confusion matrix").first.wait_for()
