@@ -98,3 +98,26 @@ def test_a_model_not_loaded_from_a_program_is_exported_once_per_comparison(expor
     x = model_inputs(copied, data)[:16]
     with torch.no_grad():
         np.testing.assert_array_equal(context.build.lifted().module(x).numpy(), model.module(x).numpy())
+
+
+def _storages(module: nn.Module) -> set[int]:
+    return {t.untyped_storage().data_ptr() for t in [*module.parameters(), *module.buffers()]}
+
+
+def test_the_kept_program_holds_no_second_copy_of_the_weights():
+    model = load_demo_model("text_transformer")
+    program = exported_program(model.module)
+    assert {t.untyped_storage().data_ptr() for t in program.state_dict.values()} <= _storages(model.module)
+
+
+def test_editing_the_lifted_graph_leaves_the_loaded_model_as_it_was():
+    model = load_demo_model("text_transformer")
+    x = model_inputs(model, load_demo_data("text_transformer", model))[:8]
+    with torch.no_grad():
+        before = model.module(x).clone()
+        lifted = lift(model.module, x[:2])
+        assert not _storages(lifted.module) & _storages(model.module)
+        for tensor in [*lifted.module.parameters(), *lifted.module.buffers()]:
+            if tensor.is_floating_point():
+                tensor.mul_(0.5)
+        torch.testing.assert_close(model.module(x), before, rtol=0, atol=0)

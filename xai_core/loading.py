@@ -351,8 +351,22 @@ def _load_export(data: bytes) -> tuple[nn.Module, dict]:
         module = torch.export.unflatten(program)
     _drop_fake_tensor_meta(module)
     run_generated_code(module)
+    _share_weights(program, module)
     _EXPORTED_PROGRAMS[module] = program
     return module, inferred
+
+
+def _share_weights(program, module: nn.Module) -> None:
+    """Point the kept program's parameters and buffers at the module's own tensors (unflattening copied them), so
+    keeping the program costs no second copy of the weights. Lifting reads them, never writes."""
+    state = program.state_dict
+    for name, value in list(state.items()):
+        try:
+            own = module.get_parameter(name) if isinstance(value, nn.Parameter) else module.get_buffer(name)
+        except AttributeError:
+            continue
+        if own.shape == value.shape and own.dtype == value.dtype:
+            state[name] = own
 
 
 # Each unflattened module → the vetted program it was unflattened from, kept so that lifting (real int8, timing) reuses

@@ -102,6 +102,18 @@ def reusable_program(module: nn.Module):
     return program if len(shape) > 0 and isinstance(shape[0], torch.SymInt) else None
 
 
+def _own_tensors(gm: nn.Module) -> None:
+    """Give every parameter and buffer of `gm` a copy of its own."""
+    with torch.no_grad():
+        for sub in gm.modules():
+            for key, value in list(sub._parameters.items()):
+                if value is not None:
+                    sub._parameters[key] = nn.Parameter(value.detach().clone(), requires_grad=value.requires_grad)
+            for key, value in list(sub._buffers.items()):
+                if value is not None:
+                    sub._buffers[key] = value.clone()
+
+
 def _constant_weights(args) -> bool:
     """A conv/linear call whose weight and bias are the model's own tensors (not computed, like swin_v2's q/v bias):
     only those become layers int8 can take."""
@@ -190,10 +202,13 @@ def lift(module: nn.Module, example: torch.Tensor) -> Lifted:
     exactly what `module` does, at any batch size.
     """
     program = reusable_program(module)
-    if program is None:
+    reused = program is not None
+    if not reused:
         program = export_with_dynamic_batch(module, example)
     with EXPORT_LOCK:
         gm = program.module()  # a new graph module: the program itself is never edited
+    if reused:  # the loaded program holds the shared model's own tensors: the lifted graph gets copies
+        _own_tensors(gm)
     graph = gm.graph
     used: set[str] = set()
     origins: dict[str, LayerOrigin] = {}
