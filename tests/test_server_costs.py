@@ -45,3 +45,27 @@ def test_image_explanation_figures_are_built_once_and_rebuilt_when_a_control_cha
     assert sorted(built) == ["overlay_figure", "overlay_grid_figure", "overlay_grid_figure"]
     changed = [a != b for a, b in zip(sent, [chart.proto.spec for chart in at.get("plotly_chart")])]
     assert sum(changed) == 3, changed
+
+
+def test_an_uploads_model_page_is_built_once_and_rebuilt_when_a_setting_changes(monkeypatch):
+    from tests.apptest import run_app, upload_state
+    from ui import model_page
+    from xai_core.demo import ASSETS, demo_model_bytes
+
+    model_bytes, sidecar = demo_model_bytes("wine")
+    data = [("wine_test.csv", (ASSETS / "wine_test.csv").read_bytes())]
+    at = run_app(**upload_state(model_bytes, "wine.pt2", sidecar=sidecar, data=data))
+    assert not at.exception, at.exception
+    built = []
+    real = model_page.build_view
+    monkeypatch.setattr(model_page, "build_view", lambda *a, **k: built.append(1) or real(*a, **k))
+    at.run()
+    assert not at.exception and built == []
+    assert {m.label: m.value for m in at.metric}["Accuracy"] == "1.000"
+    at.selectbox(key="target_select").set_value("(none)").run()  # the data read without labels: a new view
+    assert not at.exception, at.exception
+    assert built == [1]
+    assert "Accuracy" not in [m.label for m in at.metric]
+    assert any("unlabelled" in c.value for c in at.caption) or any("no labels" in i.value for i in at.info)
+    at.selectbox(key="target_select").set_value("(auto)").run()  # back: the first view again, not rebuilt
+    assert built == [1] and {m.label: m.value for m in at.metric}["Accuracy"] == "1.000"

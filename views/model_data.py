@@ -8,6 +8,7 @@ computed here. xai_core (and so torch) is imported only on the paths that need i
 from __future__ import annotations
 
 import html
+import json
 import sys
 
 import streamlit as st
@@ -45,6 +46,14 @@ def cached_demo_view(key: str, model_sha: str, _selection) -> model_page.ModelPa
     """A demo's page content (figures included), built once per process: switching back to a demo redraws it at once."""
     evaluation = cached_evaluation(model_sha, _selection.data_key, _selection) if _selection.data is not None else None
     return model_page.build_view(_selection, cached_summary(model_sha, _selection.model), evaluation)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def cached_upload_view(model_sha: str, data_key: str, overrides_json: str, _selection, _summary, _evaluation,
+                       _overrides: dict) -> model_page.ModelPageView:
+    """An upload's page content, built once per model, data and settings on this page (the keys are digests of their
+    bytes): a rerun or a return to the page redraws it without rebuilding its figures. Never changed once built."""
+    return model_page.build_view(_selection, _summary, _evaluation, _overrides)
 
 
 def demo_titles() -> dict[str, str]:
@@ -271,7 +280,8 @@ def show_live(selection: state.Selection):
         evaluation = (cached_evaluation(model.sha256, selection.data_key, selection)
                       if selection.data is not None else None)
         overrides = (st.session_state.get("model_upload") or {}).get("overrides") or {}
-        view = model_page.build_view(selection, summary, evaluation, overrides)
+        view = cached_upload_view(model.sha256, selection.data_key, json.dumps(overrides, sort_keys=True), selection,
+                                  summary, evaluation, overrides)
     return model_page.render(view)
 
 
