@@ -50,3 +50,16 @@ def test_explanation_figures_send_the_overlay_pixels():
     np.testing.assert_array_equal(pixels(image_figure(image[..., :1], "t").data[0]), np.repeat(image[..., :1], 3, -1))
     grid = pixels(overlay_grid_figure([image] * 2, [attribution] * 2, [True, False], ["a", "b"]).data[0])
     np.testing.assert_array_equal(grid[8:40, 0:32], overlay(image, attribution, True))
+
+
+def test_montage_figures_are_as_tall_as_their_montage_at_the_assumed_width():
+    from xai_core.viz import montage_height
+
+    assert montage_height((240, 544, 3), columns=8, margins=40) == int(240 * 900 / 544) + 40  # 8 columns: 900 px wide
+    assert montage_height((80, 68, 3), columns=1, margins=0) == int(80 * 360 / 68)  # one image: at most 360 px wide
+    assert montage_height((10_000, 100, 3), columns=4, margins=60) == 2400 + 60  # capped
+    image = np.zeros((64, 64, 3), dtype=np.uint8)
+    fig = overlay_grid_figure([image] * 3, [np.ones((64, 64))] * 3, [False] * 3, ["a", "b", "c"], columns=3)
+    png = pixels(fig.data[0])
+    assert png.shape[0] == fig.layout.yaxis.range[0]
+    assert fig.layout.height - 60 == int(png.shape[0] * 900 / png.shape[1])  # no empty band at 900 px

@@ -44,6 +44,17 @@ def styled(fig: go.Figure, title: str | None = None, height: int | None = None) 
     return fig
 
 
+def montage_height(montage_shape: tuple, columns: int, margins: int, max_height: int = 2400) -> int:
+    """Figure height at which a montage of `columns` images fills the page's width without empty bands above and below.
+
+    Plotly keeps image pixels square, so a figure taller than the montage drawn at the page's width shows white bands.
+    The height is computed for the main column of a 1440-px-wide window (about 900 px), each image at most 360 px
+    wide: in a wider window the montage is centred with white at its sides instead.
+    """
+    width = min(900, 360 * columns)
+    return int(min(montage_shape[0] * width / montage_shape[1], max_height) + margins)
+
+
 def image_trace(rgb: np.ndarray, **kwargs) -> go.Image:
     """An RGB uint8 image as a Plotly image trace carrying one PNG (`source`), drawn pixel for pixel like `z=rgb`.
 

@@ -8,7 +8,7 @@ from plotly.colors import get_colorscale, sample_colorscale
 from plotly.subplots import make_subplots
 
 from xai_core.metrics import FaithfulnessCurves, SanityCheck
-from xai_core.viz import ATTRIBUTION_COLORSCALE, POSITIVE, image_trace, styled
+from xai_core.viz import ATTRIBUTION_COLORSCALE, POSITIVE, image_trace, montage_height, styled
 
 COLORMAPS = ("Inferno", "Jet", "Viridis", "Hot")  # for unsigned maps; signed maps use the house diverging scale
 
@@ -91,8 +91,7 @@ def overlay_grid_figure(images: list[np.ndarray], maps: list[np.ndarray], signed
     fig.add_trace(image_trace(montage))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, range=[montage.shape[0], 0])
-    per_row = 1200 / columns * (h + title_gap) / (w + gap)
-    return styled(fig, title, height=int(min(rows * per_row, 2400) + 60))
+    return styled(fig, title, height=montage_height(montage.shape, columns, margins=60))
 
 
 def probabilities_figure(probabilities: np.ndarray, class_names, k: int = 5, highlight: int | None = None) -> go.Figure:

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 
 from xai_core.datasets import ImageSet
 from xai_core.evaluation import Evaluation, ModelSummary
-from xai_core.viz import NEGATIVE, POSITIVE, SEQUENTIAL_COLORSCALE, image_trace, styled
+from xai_core.viz import NEGATIVE, POSITIVE, SEQUENTIAL_COLORSCALE, image_trace, montage_height, styled
 
 
 def confusion_matrix_figure(evaluation: Evaluation, normalize: bool = False) -> go.Figure:
@@ -77,7 +77,7 @@ def image_grid_figure(data: ImageSet, class_names=(), predictions=None, max_imag
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, range=[montage.shape[0], 0])
     fig.update_layout(margin=dict(l=0, r=0, t=24, b=0))
-    return styled(fig, None, height=int(rows * 170 + 40))
+    return styled(fig, None, height=montage_height(montage.shape, columns, margins=40))
 
 
 def architecture_figure(summary: ModelSummary) -> go.Figure:
