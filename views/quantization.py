@@ -55,8 +55,10 @@ def show(selection: state.Selection) -> None:
         st.warning(f"**{label}** could not be built: {why}", icon=":material/warning:")
 
     unit = "images" if isinstance(data, ImageSet) else "rows" if isinstance(data, TableSet) else "inputs"
+    threads = comparison.settings["threads"]
+    threads = f"{threads} CPU thread" + ("" if threads == 1 else "s")
     card("Trade-offs", f"Each variant against fp32 on the same {comparison.n_rows} {unit} "
-                       f"({comparison.settings['threads']} CPU threads; computing it took {comparison.seconds:.1f} s, "
+                       f"({threads}; computing it took {comparison.seconds:.1f} s, "
                        "each variant cached on its own).")
     figure(tradeoff_figure(comparison), "Left: quality, higher is better. Middle: how many times smaller the stored "
            "weights are (serialized size; wN variants: packed size). Right: fp32 time / variant time, above the "

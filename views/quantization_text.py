@@ -49,8 +49,10 @@ def show(selection: state.Selection) -> None:
     if refused and any(r.spec.real_int8 for r in comparison.results):
         st.info(refused, icon=":material/info:")
 
+    threads = comparison.settings["threads"]
+    threads = f"{threads} CPU thread" + ("" if threads == 1 else "s")
     card("Trade-offs", f"Each variant against fp32 on the same {comparison.n_rows} documents (token ids, "
-                       f"{comparison.settings['threads']} CPU threads; computing it took {comparison.seconds:.1f} s, "
+                       f"{threads}; computing it took {comparison.seconds:.1f} s, "
                        "each variant cached on its own).")
     figure(tradeoff_figure(comparison), "Left: quality, higher is better. Middle: how many times smaller the stored "
            "weights are (serialized size; wN variants: packed size). Right: fp32 time / variant time, above the "
