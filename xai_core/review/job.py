@@ -32,6 +32,7 @@ from xai_core.attribution.tabular import explain_table
 from xai_core.datasets import ImageSet, TableSet
 from xai_core.errors import XaiError
 from xai_core.evaluation import data_labels, evaluate
+from xai_core.machine import cpu_model
 from xai_core.model import LoadedModel
 from xai_core.review import store
 from xai_core.surrogate import SurrogateSettings, fit_surrogate
@@ -500,16 +501,6 @@ def data_sha256(data) -> str:
     return h.hexdigest()
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def environment() -> dict:
     versions = {"python": platform.python_version()}
     for package in PACKAGES:
@@ -517,7 +508,7 @@ def environment() -> dict:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             versions[package] = None
-    return {"versions": versions, "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
+    return {"versions": versions, "cpu": cpu_model() or platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "platform": platform.platform()}
 
 
