@@ -312,12 +312,21 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if "--first-run" in sys.argv:
-        if "--threads" in sys.argv:
-            torch.set_num_threads(int(sys.argv[sys.argv.index("--threads") + 1]))
-        print(json.dumps(first_run(sys.argv[sys.argv.index("--first-run") + 1])))
-    elif "--first-runs-only" in sys.argv:
-        given = sys.argv[sys.argv.index("--threads") + 1].split(",") if "--threads" in sys.argv else ["default", "1"]
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--first-runs-only", action="store_true",
+                        help="run only the fresh-process section and rewrite it in place in results/quantization.md")
+    parser.add_argument("--first-run", metavar="KEY", help="one fresh-process run of demo KEY, printed as JSON")
+    parser.add_argument("--threads", help="torch threads: N with --first-run; a comma-separated list with "
+                                          "--first-runs-only, 'default' for torch's own (default: default,1)")
+    args = parser.parse_args()
+    if args.first_run:
+        if args.threads:
+            torch.set_num_threads(int(args.threads))
+        print(json.dumps(first_run(args.first_run)))
+    elif args.first_runs_only:
+        given = (args.threads or "default,1").split(",")
         rewrite_first_runs(tuple(None if n == "default" else int(n) for n in given))
     else:
         main()
