@@ -236,7 +236,8 @@ def trust(selection, index, method, target, layer, options) -> None:
         curves[METHODS[key].name] = cached_faithfulness(model.sha256, selection.data_key, n, key, key_layer, model,
                                                         data.images[:n], explained)
     figure(cached_figure("faithfulness", (model.sha256, selection.data_key, n, tuple(chosen), layer),
-                         lambda: faithfulness_figure(curves)), f"Averaged over the first {n} images; pixels are replaced by a blurred copy. "
+                         lambda: faithfulness_figure(curves)),
+           f"Averaged over the first {n} images; pixels are replaced by a blurred copy. "
            "A random map gives roughly the same curve for deletion and insertion.", key="ie_faith",
            download_name="faithfulness")
     if st.button(f"Run the sanity check for {METHODS[method].name} (randomises the layers of a copy; ~10 s)", key="ie_sanity"):
