@@ -16,6 +16,7 @@ from xai_core.demo import DEMOS, load_demo_data, load_demo_model
 from xai_core.evaluation import model_inputs
 from xai_core.loading import load_model
 from xai_core.metrics import rank_correlation, top_k_overlap
+from xai_core.model import cache_friendly_batch
 from xai_core.quantization import (
     FP32, BITS, ComparisonSettings, TimingContext, VariantSpec, bits_curve, build_variant, compare_variant,
     compare_variants, emulate_half, fake_quantize, lift_to_modules, magnitude_prune, measure_latency, packed_size,
@@ -409,9 +410,11 @@ def test_verdict_numbers_match_a_direct_computation_from_labels_and_predictions(
     x = model_inputs(model, data)  # fewer rows than max_rows: every row, in order
     labels = data.labels if model.info.input_kind == "image" else data.y.to_numpy()
 
-    def run(module):  # in batches of 256 as the comparison does: dynamic int8 quantizes activations per batch
+    batch = cache_friendly_batch(x)
+
+    def run(module):  # in the comparison's batches: dynamic int8 quantizes activations per batch
         with torch.no_grad():
-            return np.concatenate([module(x[i : i + 256]).numpy() for i in range(0, len(x), 256)]).astype(np.float64)
+            return np.concatenate([module(x[i : i + batch]).numpy() for i in range(0, len(x), batch)]).astype(np.float64)
 
     fp32 = run(model.module)
     for spec in specs:

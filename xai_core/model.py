@@ -166,8 +166,10 @@ class LoadedModel:
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.module.parameters())
 
-    def forward_batched(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """Run the model on `x` in batches under no_grad and return the raw outputs (logits), shape (n, k)."""
+    def forward_batched(self, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+        """Run the model on `x` in batches under no_grad and return the raw outputs (logits), shape (n, k).
+        `batch_size`: by default `cache_friendly_batch(x)`."""
+        batch_size = batch_size or cache_friendly_batch(x)
         outs = []
         with torch.no_grad():
             for start in range(0, len(x), batch_size):
@@ -177,16 +179,33 @@ class LoadedModel:
             return torch.empty((0, self.info.n_outputs))
         return torch.cat(outs)
 
-    def predict_proba(self, x: torch.Tensor, batch_size: int = 256, space: OutputSpace = "probability") -> np.ndarray:
+    def predict_proba(self, x: torch.Tensor, batch_size: int | None = None,
+                      space: OutputSpace = "probability") -> np.ndarray:
         """Class probabilities (or logits, `space="logit"`) for classifiers; predictions (n, 1) for regression."""
         return output_scores(self.forward_batched(x, batch_size), self.info.task, space).numpy()
 
-    def predict(self, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+    def predict(self, x: torch.Tensor, batch_size: int | None = None) -> np.ndarray:
         """Predicted class index (classification) or predicted value (regression), shape (n,)."""
         proba = self.predict_proba(x, batch_size)
         if self.info.task == "classification":
             return proba.argmax(axis=1)
         return proba[:, 0]
+
+
+BATCH_ELEMENTS = 2 ** 21  # input numbers per forward batch (8 MB of float32): see cache_friendly_batch
+IMAGE_BATCH, OTHER_BATCH = 64, 256  # the largest batches for images (N, C, H, W) and for everything else
+
+
+def cache_friendly_batch(x: torch.Tensor) -> int:
+    """The batch size for running the model on `x`: a power of two whose inputs hold at most `BATCH_ELEMENTS`
+    numbers, and at most 64 images (their activations, many channels wide, are what spills out of the CPU's caches)
+    or 256 other inputs. Measured with one thread on 2-core EPYC, 400 images, s at batch 16/32/64/128/256: shapes
+    CNN 0.25/0.24/0.24/0.33/0.40, digits CNN (32×32) 0.18/0.17/0.16/0.24/0.28, shapes ViT 0.27/0.26/0.28/0.25/0.26;
+    torchvision resnet18 on 224×224, 64 images: 2.8 s at 8, 3.7 s at 64."""
+    per_input = max(1, x[0].numel()) if len(x) else 1
+    fits = max(1, BATCH_ELEMENTS // per_input)
+    largest = IMAGE_BATCH if x.ndim == 4 else OTHER_BATCH
+    return int(min(largest, 1 << (fits.bit_length() - 1)))
 
 
 def output_scores(raw: torch.Tensor, task: str, space: OutputSpace = "probability") -> torch.Tensor:

@@ -26,7 +26,7 @@ from xai_core.attribution.transformer import (GridLayout, attention_rollout, cou
                                               token_grid)
 from xai_core.datasets import images_to_tensor
 from xai_core.errors import XaiError
-from xai_core.model import LoadedModel, output_scores
+from xai_core.model import LoadedModel, cache_friendly_batch, output_scores
 
 log = logging.getLogger(__name__)
 ProgressFn = Callable[[int, int, str], None]
@@ -235,8 +235,11 @@ def _occlusion(module, x, target, layer, options):
     window = int(options.get("window", max(4, x.shape[-1] // 8)))
     stride = int(options.get("stride", max(2, window // 2)))
     channels = x.shape[1]
+    # Captum runs `perturbations_per_eval` patches of every image in one forward: keep that batch cache-friendly
+    # (12 images of 64×64, 64 patches each: 0.58 s at 10 per eval, 0.87 s at 32, 1.47 s at 64)
+    per_eval = max(1, cache_friendly_batch(x) // len(x))
     attr = Occlusion(module).attribute(x, target=target, sliding_window_shapes=(channels, window, window),
-                                       strides=(channels, stride, stride), baselines=0.0, perturbations_per_eval=32)
+                                       strides=(channels, stride, stride), baselines=0.0, perturbations_per_eval=per_eval)
     return attr.sum(dim=1)
 
 
