@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import io
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -14,7 +16,9 @@ from torch import nn
 from xai_core.demo import load_demo_data, load_demo_model
 from xai_core.evaluation import model_inputs
 from xai_core.loading import exported_program, load_model
-from xai_core.quantization import ComparisonSettings, VariantResult, VariantSpec, lift, prepare_comparison, try_compare_variant
+from xai_core.quantization import (ComparisonSettings, VariantFailure, VariantResult, VariantSpec, compare_many, lift, prepare_comparison,
+                                   try_compare_variant)
+from xai_core.quantization.compare import Gate
 from xai_core.quantization import lifting
 
 
@@ -121,3 +125,139 @@ def test_editing_the_lifted_graph_leaves_the_loaded_model_as_it_was():
             if tensor.is_floating_point():
                 tensor.mul_(0.5)
         torch.testing.assert_close(model.module(x), before, rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------------------------------- variants side by side
+
+
+def _same_numbers(a: VariantResult, b: VariantResult) -> None:
+    assert a.label == b.label
+    assert (a.score, a.agreement, a.divergence, a.size_bytes, a.drift_method) == \
+        (b.score, b.agreement, b.divergence, b.size_bytes, b.drift_method), a.label
+    assert a.drift == b.drift, a.label
+    if a.drift_values is None:
+        assert b.drift_values is None
+    else:  # maps (n, H, W), φ (n, d), or one array of word values per document
+        assert len(a.drift_values) == len(b.drift_values)
+        for x, y in zip(a.drift_values, b.drift_values):
+            np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("key, specs", [
+    ("shapes", ["fp16", ("weights", 4), "int8-dynamic", "int8-static"]),
+    ("text_bilstm", [("weights", 4), "int8-dynamic"]),
+    ("wine", ["bf16", ("weights", 2), "int8-dynamic"]),
+    ("text_transformer", ["fp16", "int8-dynamic"]),  # real fp16 does not run here: fails when timed, in both runs
+])
+def test_variants_side_by_side_give_a_serial_runs_numbers(key, specs):
+    """Two workers building, answering and explaining at once change no number: every score, agreement, divergence,
+    size and drift (maps included) equals the one-at-a-time run's, bit for bit."""
+    model = load_demo_model(key)
+    data = load_demo_data(key, model)
+    data = data.subset(np.arange(48)) if hasattr(data, "subset") else data
+    background = load_demo_data(key, model, split="train") if key == "wine" else None
+    specs = [VariantSpec(*s) if isinstance(s, tuple) else VariantSpec(s) for s in specs]
+    settings = ComparisonSettings(batch_sizes=(1, 4), n_drift=3, max_rows=48)
+    serial_context = prepare_comparison(model, data, settings, background)
+    serial = compare_many(serial_context, specs, workers=1)
+    parallel_context = prepare_comparison(model, data, settings, background)
+    steps = []
+    parallel = compare_many(parallel_context, specs, lambda done, total, message: steps.append((done, total)),
+                            workers=2)
+    assert parallel_context.workers == 2 and serial_context.workers == 1
+    assert [r.label for r in parallel] == ["fp32"] + [s.label for s in specs]
+    for a, b in zip(serial, parallel):
+        assert type(a) is type(b)
+        if isinstance(a, VariantFailure):
+            assert a == b
+        else:
+            _same_numbers(a, b)
+    assert key != "text_transformer" or isinstance(parallel[1], VariantFailure)
+    assert steps[-1] == (4 * (len(specs) + 1),) * 2  # the bar ends full
+    # asked again, with one more: only that one is computed
+    more = compare_many(parallel_context, specs + [VariantSpec("weights", 8)], workers=2)
+    assert parallel_context.computed[len(specs) + 1:] == ["w8 per-channel"]
+    assert all(a is b for a, b in zip(parallel, more))
+
+
+def test_a_timing_waits_for_the_steps_in_flight_and_runs_alone():
+    gate = Gate()
+    events: list[str] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def step(name: str, hold: threading.Event | None = None) -> None:
+        with gate.shared():
+            events.append(f"{name} starts")
+            if hold is not None:
+                entered.set()
+                hold.wait(10)
+            events.append(f"{name} ends")
+
+    def timing() -> None:
+        with gate.alone():
+            events.append("timing")
+
+    threads = [threading.Thread(target=step, args=("answering", release))]
+    threads[0].start()
+    assert entered.wait(10)
+    threads.append(threading.Thread(target=timing))
+    threads[1].start()
+    for _ in range(1000):  # until the timing is waiting
+        if gate._waiting:
+            break
+        time.sleep(0.01)
+    threads.append(threading.Thread(target=step, args=("explaining",)))
+    threads[2].start()
+    for _ in range(50):  # a new step must not start while the timing waits
+        assert "explaining starts" not in events
+        time.sleep(0.01)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert events == ["answering starts", "answering ends", "timing", "explaining starts", "explaining ends"]
+
+
+def test_a_variant_is_explained_as_it_is_not_copied_and_keeps_no_hooks(monkeypatch):
+    from xai_core.attribution import common
+    from xai_core.attribution.image import explain_batch
+    from xai_core.quantization import BuildContext, build_variant
+    from xai_core.torch_internals import hook_count
+
+    model = load_demo_model("shapes")
+    images = load_demo_data("shapes", model).images[:3]
+    variant = build_variant(model, VariantSpec("weights", 4), context=BuildContext(model))
+    assert variant.model.private and not model.private  # the cached model is shared: always copied
+    shared = dataclasses.replace(variant.model, private=False)
+    expected = explain_batch(shared, images, "grad_cam").maps  # through a copy, as for a shared model
+    copies = []
+    original = common._private_copy
+    monkeypatch.setattr(common, "_private_copy", lambda module: copies.append(module) or original(module))
+    before = hook_count(variant.model.module)
+    maps = explain_batch(variant.model, images, "grad_cam").maps
+    assert copies == []
+    assert hook_count(variant.model.module) == before
+    assert all(p.grad is None for p in variant.model.module.parameters())
+    np.testing.assert_array_equal(maps, expected)
+    with common.CopyPool().borrow(variant.model) as lent:
+        assert lent is variant.model.module
+    with common.CopyPool().borrow(model) as lent:  # the shared model: a copy, never the module itself
+        assert lent is not model.module and len(copies) == 1
+
+
+def test_models_run_in_cache_friendly_batches():
+    from xai_core.model import cache_friendly_batch
+
+    assert cache_friendly_batch(torch.zeros(2, 3, 64, 64)) == 64  # images: at most 64
+    assert cache_friendly_batch(torch.zeros(2, 3, 224, 224)) == 8  # 2^21 numbers / 150,528 per image → 13 → 8
+    assert cache_friendly_batch(torch.zeros(2, 30)) == 256 and cache_friendly_batch(torch.zeros(0, 30)) == 256
+    model = load_demo_model("digits")
+    x = model_inputs(model, load_demo_data("digits", model))[:150]
+    sizes = []
+    handle = model.module.register_forward_pre_hook(lambda module, args: sizes.append(len(args[0])))
+    try:
+        out = model.forward_batched(x)
+    finally:
+        handle.remove()
+    assert sizes == [64, 64, 22] and out.shape == (150, 10)
+    with torch.no_grad():
+        np.testing.assert_allclose(out.numpy(), model.module(x).numpy(), rtol=1e-5, atol=1e-5)

@@ -24,19 +24,30 @@ def cached_context(model_sha: str, data_key: str, settings: ComparisonSettings, 
         bar.empty()  # also on an error: a bar must never stay on screen
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def cached_variant(model_sha: str, data_key: str, settings: ComparisonSettings, spec: VariantSpec, _context,
-                   _position: str = ""):
-    """One variant against fp32, cached on its own: adding a variant to the list computes only that one."""
-    bar = st.progress(0.0, text=f"{_position}{spec.label}…")
+def compared(context, specs: tuple[VariantSpec, ...]) -> list:
+    """fp32 and every variant against it. Each is computed once per comparison context (shared by every session), so
+    adding a variant to the list computes only that one; new ones are built, answered and explained side by side on the
+    cores torch leaves idle, and timed one at a time."""
+    missing = context.missing(list(specs))
+    if not missing:
+        return quantization.compare_many(context, list(specs))
+    bar = st.progress(0.0, text=f"Comparing {len(missing)} variant{'s' if len(missing) > 1 else ''} with fp32…")
 
     def progress(done: int, total: int, message: str) -> None:
-        bar.progress(done / total, text=f"{_position}step {done}/{total}: {message}")
+        bar.progress(min(done / total, 1.0), text=f"step {done}/{total}: {message}")
 
     try:
-        return quantization.try_compare_variant(_context, spec, progress)
+        return quantization.compare_many(context, list(specs), progress)
     finally:
-        bar.empty()
+        bar.empty()  # also on an error: a bar must never stay on screen
+
+
+def threads_phrase(comparison) -> str:
+    """'1 CPU thread', '2 variants at a time, 1 CPU thread each'… for the trade-offs card."""
+    threads = comparison.settings["threads"]
+    phrase = f"{threads} CPU thread" + ("" if threads == 1 else "s")
+    workers = comparison.settings.get("workers", 1)
+    return phrase if workers <= 1 else f"{workers} variants at a time, {phrase} each"
 
 
 @st.cache_data(max_entries=16, show_spinner="Rounding the weights to 8, 6, 4, 3 and 2 bits…")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from xai_core.datasets import ImageSet, TableSet
-from xai_core.quantization import (FP32, ComparisonSettings, ImageDriftReference, VariantSpec, assemble,
+from xai_core.quantization import (ComparisonSettings, ImageDriftReference, VariantSpec, assemble,
                                    catalogue, speed_verdicts)
 from xai_core.viz.quantization import (bits_curve_figure, drift_image_figure, drift_summary_figure, drift_tabular_figure,
                                        tradeoff_figure)
@@ -14,7 +14,7 @@ from xai_core.quantization.scorecard import faithfulness_scorecard
 from xai_core.viz.audit import (audit_bits_figure, flip_pairs_figure, flip_table_figure, group_drift_figure,
                                 group_maps_figure)
 from ui import state
-from ui.quantization import VERDICT, cached_bits_curve, cached_context, cached_variant, variant_controls
+from ui.quantization import VERDICT, cached_bits_curve, cached_context, compared, threads_phrase, variant_controls
 from ui.look import card, figure, page_header, table_download, user_errors
 
 page_header("Quantization", "What changes when this model's weights are stored in fewer bits: its answers, its size, "
@@ -36,11 +36,7 @@ def controls(model) -> tuple[tuple[VariantSpec, ...], tuple[int, ...]]:
 def compute(selection: state.Selection, specs: tuple[VariantSpec, ...], settings: ComparisonSettings):
     model, data = selection.model, selection.data
     context = cached_context(model.sha256, selection.data_key, settings, model, data, selection.background)
-    outcomes = []
-    for i, spec in enumerate((FP32, *specs)):
-        outcomes.append(cached_variant(model.sha256, selection.data_key, settings, spec, context,
-                                       f"variant {i + 1}/{len(specs) + 1}, "))
-    return context, assemble(context, outcomes)
+    return context, assemble(context, compared(context, specs))
 
 
 def show(selection: state.Selection) -> None:
@@ -55,8 +51,7 @@ def show(selection: state.Selection) -> None:
         st.warning(f"**{label}** could not be built: {why}", icon=":material/warning:")
 
     unit = "images" if isinstance(data, ImageSet) else "rows" if isinstance(data, TableSet) else "inputs"
-    threads = comparison.settings["threads"]
-    threads = f"{threads} CPU thread" + ("" if threads == 1 else "s")
+    threads = threads_phrase(comparison)
     card("Trade-offs", f"Each variant against fp32 on the same {comparison.n_rows} {unit} "
                        f"({threads}; computing it took {comparison.seconds:.1f} s, "
                        "each variant cached on its own).")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from xai_core.quantization import (FP32, ComparisonSettings, TextDriftReference, VariantSpec, assemble, catalogue, refused_layers, speed_verdicts, variant_word_attribution, word_drift_frame)
+from xai_core.quantization import (ComparisonSettings, TextDriftReference, VariantSpec, assemble, catalogue, refused_layers, speed_verdicts, variant_word_attribution, word_drift_frame)
 from xai_core.viz.quantization import bits_curve_figure, drift_summary_figure, tradeoff_figure
 from xai_core.viz.text import word_highlight_html
 from ui import state
-from ui.quantization import VERDICT, cached_bits_curve, cached_context, cached_variant, variant_controls
+from ui.quantization import VERDICT, cached_bits_curve, cached_context, compared, threads_phrase, variant_controls
 from ui.look import card, figure, table_download
 
 # Static int8 is refused for text models (xai_core says why); it is not offered here.
@@ -40,17 +40,14 @@ def show(selection: state.Selection) -> None:
     settings = ComparisonSettings(batch_sizes=batch_sizes, n_drift=12)
     context = cached_context(model.sha256, selection.data_key, settings, model, data,
                              _what="Integrated Gradients on the drift documents")
-    outcomes = [cached_variant(model.sha256, selection.data_key, settings, spec, context,
-                                    f"variant {i + 1}/{len(specs) + 1}, ") for i, spec in enumerate((FP32, *specs))]
-    comparison = assemble(context, outcomes)
+    comparison = assemble(context, compared(context, specs))
     for label, why in comparison.errors.items():
         st.warning(f"**{label}** could not be built: {why}", icon=":material/warning:")
     refused = refused_layers(model)
     if refused and any(r.spec.real_int8 for r in comparison.results):
         st.info(refused, icon=":material/info:")
 
-    threads = comparison.settings["threads"]
-    threads = f"{threads} CPU thread" + ("" if threads == 1 else "s")
+    threads = threads_phrase(comparison)
     card("Trade-offs", f"Each variant against fp32 on the same {comparison.n_rows} documents (token ids, "
                        f"{threads}; computing it took {comparison.seconds:.1f} s, "
                        "each variant cached on its own).")

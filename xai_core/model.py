@@ -155,6 +155,9 @@ class LoadedModel:
     layer_types: dict[str, str] = field(default_factory=dict)  # submodule name → original class name
     autograd: bool = True  # False for real int8 variants: gradient methods use their fake-quant twin
     assumed: dict[str, str] = field(default_factory=dict)  # ModelInfo field → why its value is a guess, not a fact
+    # True for a model its caller built for itself and explains from one thread at a time (a quantized variant inside a
+    # comparison): explanations hook its module directly, removing their hooks after, instead of a copy of it
+    private: bool = False
 
 
     @property

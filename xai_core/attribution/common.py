@@ -21,6 +21,8 @@ Spec = TypeVar("Spec")
 
 class CopyPool:
     """Deep copies of shared models, lent to one call at a time. Hooks go on a copy, never on the shared module.
+    A private model (`LoadedModel.private`: a variant its caller built for itself) is lent as it is, with the hooks a
+    call added removed after it, as a copy's are.
 
     A copy is made once and reused, so a call pays no copying; at most `keep` idle copies per model are kept. A copy
     goes back with exactly the hooks it was made with (those a call added are removed, the model's own are kept).
@@ -35,6 +37,20 @@ class CopyPool:
 
     @contextlib.contextmanager
     def borrow(self, model: LoadedModel):
+        if model.private and self._prepare is None:  # built by its caller for itself: no one else runs it meanwhile
+            module = model.module
+            hooks = hook_snapshot(module)
+            for parameter in module.parameters():
+                try:
+                    parameter.requires_grad_(False)  # as a copy's: gradients of the input only
+                except RuntimeError:  # TorchScript parameters, as in _private_copy
+                    break
+            try:
+                yield module
+            finally:
+                restore_hooks(module, hooks)
+                module.zero_grad(set_to_none=True)
+            return
         key = (model.sha256, id(model.module))
         with self._lock:
             free = self._free.setdefault(key, [])

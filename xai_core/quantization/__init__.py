@@ -21,7 +21,9 @@ Variants are always built on copies: the cached float model is never changed. Ea
 
 Comparing (`compare.py`): fp32's side once (`prepare_comparison`: answers, lifted graph, timing context, fp32's
 explanations), then each variant on its own (`compare_variant`): answers against the labels and fp32's, size, latency
-interleaved with fp32 in its own run (`timing.py`), explanation drift (`drift.py`). `compare_variants` does it all.
+interleaved with fp32 in its own run (`timing.py`), explanation drift (`drift.py`). `compare_many` does several,
+building, answering and explaining them side by side on the idle cores and timing each alone; `compare_variants` does
+it all.
 """
 
 from xai_core.quantization.specs import (BITS, BuildContext, SpeedVerdict, Variant, VariantBuilder, VariantSpec,
@@ -38,7 +40,8 @@ from xai_core.quantization.drift import (DriftReference, ImageDriftReference, Ta
                                          word_drift_frame, word_drift_metrics)
 from xai_core.quantization.compare import (FP32, ComparisonContext, ComparisonSettings, QuantizationComparison,
                                            VariantFailure, VariantResult, assemble, bits_curve, bits_curve_for,
-                                           bits_curve_frame, compare_variant, compare_variants, divergence,
+                                           bits_curve_frame, compare_many, compare_variant, compare_variants,
+                                           default_workers, divergence,
                                            prepare_comparison, speed_verdicts, try_compare_variant)
 
 __all__ = [
@@ -46,8 +49,8 @@ __all__ = [
     "LayerOrigin", "Latency", "Lifted", "QuantizationComparison", "SpeedVerdict", "TabularDriftReference",
     "TextDriftReference", "TimingContext", "Variant", "VariantBuilder", "VariantDrift", "VariantFailure", "VariantResult", "VariantSpec",
     "assemble", "bits_curve", "bits_curve_for", "bits_curve_frame", "build_twin", "build_variant", "builder_for",
-    "builders", "cast_io", "catalogue", "compare_variant", "compare_variants", "copy_with_weights",
-    "default_batch_sizes", "default_specs", "dequantized_weights", "divergence", "drift_reference", "emulate_half",
+    "builders", "cast_io", "catalogue", "compare_many", "compare_variant", "compare_variants", "copy_with_weights",
+    "default_batch_sizes", "default_specs", "default_workers", "dequantized_weights", "divergence", "drift_reference", "emulate_half",
     "fake_quantize", "lift", "lift_to_modules", "magnitude_prune", "measure_latency", "packed_size",
     "prepare_comparison", "refused_layers", "register", "serialized_size", "speed_verdicts", "try_compare_variant",
     "variant_drift", "variant_kinds", "variant_word_attribution", "weight_parameters", "word_drift_frame",

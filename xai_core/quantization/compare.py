@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import dataclasses
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,8 +23,8 @@ from xai_core.errors import XaiError
 from xai_core.evaluation import data_labels, model_inputs
 from xai_core.model import LoadedModel
 from xai_core.quantization.drift import (DriftReference, ImageDriftReference, TextDriftReference, drift_reference,
-                                        fp32_occlusion, variant_drift)
-from xai_core.quantization.specs import BITS, BuildContext, SpeedVerdict, VariantSpec
+                                        VariantDrift, fp32_occlusion, variant_drift)
+from xai_core.quantization.specs import BITS, BuildContext, SpeedVerdict, Variant, VariantSpec
 from xai_core.quantization.timing import Clock, TimingContext
 from xai_core.quantization.variants import build_variant, default_specs
 from xai_core.quantization.weights import copy_with_weights
@@ -29,6 +32,7 @@ from xai_core.quantization.weights import copy_with_weights
 ProgressFn = Callable[[int, int, str], None]
 FP32 = VariantSpec("fp32")
 FP32_OCCLUSION = "fp32 occlusion"  # a step of fp32's side that runs only once a real int8 variant asks for it
+UNTIMED, TIMED = "building, answering, explaining", "timing"  # compare_many's two phases
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,49 @@ class QuantizationComparison:
 # ---------------------------------------------------------------------------------------- fp32's side, once
 
 
+class Gate:
+    """Steps that may run side by side (`shared`: building, answering, explaining) and steps that must run alone
+    (`alone`: timing). A step waiting to run alone lets the shared steps in flight finish, and no new one starts until
+    it is done, so a timing is never slowed by this comparison's own work."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._alone = False
+        self._waiting = 0
+
+    @contextlib.contextmanager
+    def shared(self):
+        with self._cond:
+            while self._alone or self._waiting:
+                self._cond.wait()
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._shared -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def alone(self):
+        with self._cond:
+            self._waiting += 1
+            try:
+                while self._alone or self._shared:
+                    self._cond.wait()
+            finally:
+                self._waiting -= 1
+            self._alone = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._alone = False
+                self._cond.notify_all()
+
+
+
 class ComparisonContext:
     """fp32's side of a comparison, computed once and read by every variant's: the compared rows and their labels,
     fp32's answers, the model lifted once (`build`), the timing context, and fp32's explanations (`drift`)."""
@@ -135,12 +182,23 @@ class ComparisonContext:
         # reads them instead of running the same rounded model again
         self.rounded_answers: dict[tuple[int, bool], np.ndarray] = {}
         self._lock = threading.Lock()
+        self.gate = Gate()  # building, answering and explaining run side by side; timing runs alone
+        self._outcomes: dict[VariantSpec, VariantResult | VariantFailure] = {}  # compare_many's, once per spec
+        self._many_lock = threading.Lock()
+        self.computed: list[str] = []  # labels of the variants compare_many computed, in order (tests count them)
+        self.wall_seconds: dict[VariantSpec, float] = {}  # compare_many's wall time, shared out among its variants
+        self.workers = 1  # the most variants compare_many worked on at once
+        self.phase_seconds: dict[str, float] = {}  # compare_many's wall time: UNTIMED (side by side), then TIMED
         self.seconds = 0.0  # how long preparing it took
         self.step_seconds: dict[str, float] = {}  # of which: rows, lifting, fp32 answers, fp32 explanations (+ occlusion)
 
     @property
     def task(self) -> str:
         return self.model.info.task
+
+    def missing(self, specs: list[VariantSpec]) -> list[VariantSpec]:
+        """fp32 and those of `specs` that `compare_many` has not computed yet."""
+        return [s for s in dict.fromkeys([FP32, *specs]) if s not in self._outcomes]
 
     @property
     def score_name(self) -> str | None:
@@ -160,8 +218,10 @@ class ComparisonContext:
 
 
 def prepare_comparison(model: LoadedModel, data: ImageSet | TableSet | TextSet, settings: ComparisonSettings | None = None,
-                       background: TableSet | None = None, clock: Clock = time.perf_counter) -> ComparisonContext:
-    """fp32's side of the comparison of `model`'s variants on `data` (a seeded sample of `settings.max_rows` rows)."""
+                       background: TableSet | None = None, clock: Clock = time.perf_counter,
+                       workers: int | None = None) -> ComparisonContext:
+    """fp32's side of the comparison of `model`'s variants on `data` (a seeded sample of `settings.max_rows` rows).
+    With more than one worker (default: `default_workers()`), fp32's answers and its explanations run side by side."""
     watch = _Stopwatch()
     settings = settings or ComparisonSettings()
     rng = np.random.default_rng(settings.seed)
@@ -171,10 +231,21 @@ def prepare_comparison(model: LoadedModel, data: ImageSet | TableSet | TextSet, 
     watch.lap("rows")
     timing = TimingContext(build.flat_fp32(), x, settings.batch_sizes, clock=clock)
     watch.lap("lifting")
-    reference = model.predict_proba(x)
-    watch.lap("fp32 answers")
-    drift = drift_reference(model, subset, settings.n_drift, background, settings.seed)
-    watch.lap("fp32 explanations")
+
+    def explanations() -> tuple[DriftReference | None, float]:
+        started = time.perf_counter()
+        return drift_reference(model, subset, settings.n_drift, background, settings.seed), time.perf_counter() - started
+
+    if (workers or default_workers()) > 1:  # fp32's explanations on an idle core while fp32 answers on this one
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="xai-compare") as pool:
+            explaining = pool.submit(explanations)
+            reference = model.predict_proba(x)
+            watch.lap("fp32 answers")
+            drift, watch.laps["fp32 explanations"] = explaining.result()
+    else:
+        reference = model.predict_proba(x)
+        watch.lap("fp32 answers")
+        drift, watch.laps["fp32 explanations"] = explanations()
     context = ComparisonContext(model, subset, x, labels, reference, settings, build, timing, drift)
     context.seconds, context.step_seconds = watch.total(), watch.laps
     return context
@@ -220,43 +291,66 @@ def divergence(task: str, reference: np.ndarray, other: np.ndarray) -> float:
     return float(np.mean((np.asarray(reference[:, 0], dtype=np.float64) - other[:, 0]) ** 2))
 
 
-def compare_variant(context: ComparisonContext, spec: VariantSpec, progress: ProgressFn | None = None) -> VariantResult:
-    """`spec`'s variant against fp32: built (on the model lifted once), answered, timed in its own run interleaved
-    with fp32, and explained. Raises XaiError when the variant cannot be built for this model."""
+@dataclass
+class _Untimed:
+    """What comparing one variant computes before its timing: the variant, its answers and its drift."""
+
+    spec: VariantSpec
+    variant: Variant
+    out: np.ndarray
+    drift: VariantDrift | None
+    watch: "_Stopwatch"
+
+
+def _untimed(context: ComparisonContext, spec: VariantSpec, tick: Callable[[int, str], None]) -> _Untimed:
+    """Build, answer and explain `spec`'s variant: the work that may run beside other variants' (each step holds the
+    context's gate shared, so a timing run waits for the step in flight and runs alone)."""
     watch = _Stopwatch()
-    steps = 4
-
-    def tick(step: int, message: str) -> None:
-        if progress is not None:
-            progress(step, steps, f"{spec.label}: {message}")
-
     tick(0, "building")
-    variant = build_variant(context.model, spec, context=context.build)
+    with context.gate.shared():
+        variant = build_variant(context.model, spec, context=context.build)
     watch.lap("building")
     tick(1, "answering")
-    task = context.task
     if spec == FP32:  # the model itself on the same rows: fp32's answers, computed once in prepare_comparison
         out = context.reference
     else:
-        out = variant.answer_model.predict_proba(context.x)
+        with context.gate.shared():
+            out = variant.answer_model.predict_proba(context.x)
         if spec.kind == "weights" and spec.sparsity == 0:
             context.rounded_answers[(spec.bits, spec.per_channel)] = out
     watch.lap("answering")
-    tick(2, "timing (interleaved with fp32)")
-    builder = spec.builder
-    latency = context.timing.latency(builder.timing_group(spec), lambda: builder.timed_module(variant, context.build))
-    watch.lap("timing")
     drift = None
     if context.drift is not None and spec != FP32:
-        tick(3, "explaining")
-        shared_before = context.step_seconds.get(FP32_OCCLUSION, 0.0)
-        drift = variant_drift(variant, context.drift, context.fp32_occlusion)
+        tick(2, "explaining")
+        waited = [0.0]
+
+        def occlusion_reference() -> np.ndarray:
+            started = time.perf_counter()
+            try:
+                return context.fp32_occlusion()
+            finally:
+                waited[0] += time.perf_counter() - started
+
+        with context.gate.shared():
+            drift = variant_drift(variant, context.drift, occlusion_reference)
         watch.lap("explaining")
-        shared = context.step_seconds.get(FP32_OCCLUSION, 0.0) - shared_before
-        if shared > 0:  # fp32's occlusion, computed for the first real int8 variant, is fp32's side, not this one's
-            watch.laps["explaining"] -= shared
-            watch.laps[FP32_OCCLUSION] = shared
-    tick(4, "done")
+        if waited[0] > 0:  # computing fp32's occlusion (or waiting for it) is fp32's side, not this variant's
+            watch.laps["explaining"] -= waited[0]
+            watch.laps[FP32_OCCLUSION] = waited[0]
+    return _Untimed(spec, variant, out, drift, watch)
+
+
+def _timed(context: ComparisonContext, done: _Untimed, tick: Callable[[int, str], None]) -> VariantResult:
+    """`done`'s variant timed in its own run interleaved with fp32 — alone: no other step of this comparison runs
+    meanwhile — and its row of the comparison."""
+    spec, variant, out, drift, watch = done.spec, done.variant, done.out, done.drift, done.watch
+    tick(3, "timing (interleaved with fp32, nothing else running)")
+    builder = spec.builder
+    with context.gate.alone():
+        watch.last = time.perf_counter()  # waiting for the other steps to pause is not timing
+        latency = context.timing.latency(builder.timing_group(spec), lambda: builder.timed_module(variant, context.build))
+        watch.lap("timing")
+    task = context.task
     return VariantResult(
         label=spec.label, spec=spec, score=scoring.score(task, out, context.labels),
         agreement=scoring.agreement(context.reference, out) if task == "classification" else None,
@@ -264,8 +358,21 @@ def compare_variant(context: ComparisonContext, spec: VariantSpec, progress: Pro
         size_basis=variant.size_basis, latency_ms=dict(latency.ms), speedup=latency.speedup,
         drift={} if drift is None else drift.metrics, drift_method="" if drift is None else drift.method,
         notes=list(variant.notes), fp32_latency_ms=dict(latency.fp32_ms), timing_group=latency.group,
-        drift_values=None if drift is None else drift.values, seconds=watch.total(), step_seconds=watch.laps,
+        drift_values=None if drift is None else drift.values, seconds=sum(watch.laps.values()),
+        step_seconds=watch.laps,
     )
+
+
+def compare_variant(context: ComparisonContext, spec: VariantSpec, progress: ProgressFn | None = None) -> VariantResult:
+    """`spec`'s variant against fp32: built (on the model lifted once), answered, explained, and timed in its own run
+    interleaved with fp32. Raises XaiError when the variant cannot be built for this model."""
+    def tick(step: int, message: str) -> None:
+        if progress is not None:
+            progress(step, 4, f"{spec.label}: {message}")
+
+    result = _timed(context, _untimed(context, spec, tick), tick)
+    tick(4, "done")
+    return result
 
 
 def try_compare_variant(context: ComparisonContext, spec: VariantSpec,
@@ -279,10 +386,130 @@ def try_compare_variant(context: ComparisonContext, spec: VariantSpec,
         return VariantFailure(spec.label, spec, str(exc))
 
 
+MAX_WORKERS = 4  # beyond this the timing, which runs alone, dominates; and each worker holds copies of the model
+
+
+def default_workers() -> int:
+    """Threads for a comparison's building, answering and explaining: the cores torch's own threads leave idle, at
+    most `MAX_WORKERS`. The dashboard's server runs one torch thread per call, so on 2 cores two variants are worked
+    on at once; with torch's default of one thread per core, one."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_WORKERS, cores // max(1, torch.get_num_threads())))
+
+
+def compare_many(context: ComparisonContext, specs: list[VariantSpec], progress: ProgressFn | None = None,
+                 workers: int | None = None) -> list[VariantResult | VariantFailure]:
+    """fp32 and every variant of `specs` against fp32 (as `try_compare_variant`), in that order. Each is computed
+    once per context: a later call with one more spec computes only that one, and a call from another thread waits
+    for this one instead of computing the same again.
+
+    Building, answering and explaining run on `workers` threads side by side (default: `default_workers()`); then each
+    variant is timed, one at a time, in this thread, with nothing else of the comparison running. The results are a
+    serial run's but for the times. `progress` is called from this thread only."""
+    wanted = list(dict.fromkeys([FP32, *specs]))
+    with context._many_lock:
+        missing = context.missing(wanted)
+        if missing:
+            started = time.perf_counter()
+            workers = max(1, min(workers or default_workers(), len(missing)))
+            context.workers = max(context.workers, workers)
+            computed = _compute_many(context, missing, progress, workers)
+            wall = time.perf_counter() - started
+            busy = sum(o.seconds for o in computed.values() if isinstance(o, VariantResult)) or 1.0
+            for spec, outcome in computed.items():  # the wall time, shared out by each variant's own seconds
+                if isinstance(outcome, VariantResult):
+                    context.wall_seconds[spec] = wall * outcome.seconds / busy
+            context._outcomes.update(computed)
+        return [context._outcomes[s] for s in wanted]
+
+
+def _compute_many(context: ComparisonContext, specs: list[VariantSpec], progress: ProgressFn | None,
+                  workers: int) -> dict[VariantSpec, VariantResult | VariantFailure]:
+    steps = {spec: 0 for spec in specs}
+    latest = [""]
+    lock = threading.Lock()
+    caller = threading.get_ident()
+
+    def report() -> None:
+        if progress is not None:
+            with lock:
+                done, message = sum(steps.values()), latest[0]
+            progress(done, 4 * len(specs), message)
+
+    def ticker(spec: VariantSpec) -> Callable[[int, str], None]:
+        def tick(step: int, message: str) -> None:
+            with lock:
+                steps[spec] = step
+                latest[0] = f"{spec.label}: {message}"
+            if threading.get_ident() == caller:
+                report()
+        return tick
+
+    def untimed(spec: VariantSpec) -> _Untimed | VariantFailure:
+        try:
+            return _untimed(context, spec, ticker(spec))
+        except XaiError as exc:
+            if spec == FP32:
+                raise
+            return VariantFailure(spec.label, spec, str(exc))
+
+    def occlusion() -> None:
+        try:
+            context.fp32_occlusion()
+        except XaiError:  # the real int8 variant that needs it raises the same, and fails on its own
+            pass
+
+    started = time.perf_counter()
+    done: dict[VariantSpec, _Untimed | VariantFailure] = {}
+    if workers <= 1 or len(specs) <= 1:
+        for spec in specs:
+            done[spec] = untimed(spec)
+    else:
+        # real int8 variants first: theirs is the most work (occlusion on the real model besides the gradient
+        # method), and fp32's occlusion, which they are compared with, starts at once on its own thread
+        order = sorted(specs, key=lambda s: not s.builder.real_int8)
+        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="xai-compare") as pool:
+            futures: dict[concurrent.futures.Future, VariantSpec | None] = {}
+            if (any(s.builder.real_int8 for s in specs) and FP32_OCCLUSION not in context.step_seconds
+                    and isinstance(context.drift, (ImageDriftReference, TextDriftReference))):
+                futures[pool.submit(occlusion)] = None
+            futures.update({pool.submit(untimed, spec): spec for spec in order})
+            pending = set(futures)
+            while pending:
+                _, pending = concurrent.futures.wait(pending, timeout=0.25,
+                                                     return_when=concurrent.futures.FIRST_COMPLETED)
+                report()
+        for future, spec in futures.items():
+            outcome = future.result()  # an unexpected error in a worker is raised here
+            if spec is not None:
+                done[spec] = outcome
+    timing_started = time.perf_counter()
+    context.phase_seconds[UNTIMED] = context.phase_seconds.get(UNTIMED, 0.0) + timing_started - started
+    outcomes: dict[VariantSpec, VariantResult | VariantFailure] = {}
+    for spec in specs:
+        outcome = done[spec]
+        if isinstance(outcome, _Untimed):
+            try:
+                outcome = _timed(context, outcome, ticker(spec))
+            except XaiError as exc:  # e.g. the real half model has no kernel for one of its ops on this CPU
+                if spec == FP32:
+                    raise
+                outcome = VariantFailure(spec.label, spec, str(exc))
+        outcomes[spec] = outcome
+        ticker(spec)(4, "done")
+        context.computed.append(spec.label)
+    context.phase_seconds[TIMED] = context.phase_seconds.get(TIMED, 0.0) + time.perf_counter() - timing_started
+    return outcomes
+
+
 def assemble(context: ComparisonContext, outcomes: list[VariantResult | VariantFailure],
              bits_curve: pd.DataFrame | None = None, seconds: float | None = None) -> QuantizationComparison:
     """The comparison from fp32's result (first) and every variant's outcome. `seconds`: by default the time spent
-    computing fp32's side and each result (whenever they were computed)."""
+    computing fp32's side and each result (whenever they were computed; of results computed side by side by
+    `compare_many`, their share of its wall time)."""
     results = [o for o in outcomes if isinstance(o, VariantResult)]
     if not results or results[0].spec != FP32:
         raise XaiError("A comparison starts with fp32's own result.")
@@ -294,8 +521,10 @@ def assemble(context: ComparisonContext, outcomes: list[VariantResult | VariantF
         errors={o.label: o.error for o in outcomes if isinstance(o, VariantFailure)},
         settings={"kind": context.model.info.input_kind, "batch_sizes": list(context.settings.batch_sizes),
                   "n_drift": context.settings.n_drift, "n_calibration": len(context.build.calibration),
-                  "rows": len(context.x), "seed": context.settings.seed, "threads": torch.get_num_threads()},
-        seconds=context.seconds + sum(r.seconds for r in results) if seconds is None else seconds,
+                  "rows": len(context.x), "seed": context.settings.seed, "threads": torch.get_num_threads(),
+                  "workers": context.workers},
+        seconds=(context.seconds + sum(context.wall_seconds.get(r.spec, r.seconds) for r in results)
+                 if seconds is None else seconds),
     )
 
 
@@ -311,12 +540,14 @@ def compare_variants(
     bits_curve: bool = True,
     seed: int = 0,
     progress: ProgressFn | None = None,
+    workers: int | None = None,
 ) -> QuantizationComparison:
     """Build every variant in `specs` (fp32 is always first) and compare it with fp32 on `data`.
 
     Accuracy/agreement/divergence on up to `max_rows` rows; latency at `batch_sizes`, each variant (or group of
     variants running the same kernels) timed in its own run interleaved with fp32; explanation drift on `n_drift` rows
-    or images (Grad-CAM for images, Shapley values for tables). The model is lifted once for all of it.
+    or images (Grad-CAM for images, Shapley values for tables). The model is lifted once for all of it. Variants are
+    built, answered and explained on `workers` threads side by side and timed one at a time (`compare_many`).
     """
     started = time.perf_counter()
     specs = [FP32] + [s for s in (specs if specs is not None else default_specs(model)) if s != FP32]
@@ -328,11 +559,9 @@ def compare_variants(
 
     tick(1, "fp32: answers, lifting, explanations")
     context = prepare_comparison(model, data, ComparisonSettings(tuple(batch_sizes), n_drift, n_calibration, max_rows,
-                                                                 seed), background)
-    outcomes = []
-    for i, spec in enumerate(specs):
-        tick(2 + i, f"comparing {spec.label}")
-        outcomes.append(try_compare_variant(context, spec))
+                                                                 seed), background, workers=workers)
+    outcomes = compare_many(context, specs, lambda done, total, message: tick(1 + done * len(specs) // total, message),
+                            workers)
     curve = None
     if bits_curve:
         tick(steps, "bits curve")

@@ -56,7 +56,7 @@ def _float_module(context: BuildContext, spec: VariantSpec) -> nn.Module:
 def _as_model(context: BuildContext, spec: VariantSpec, module: nn.Module, size: int, notes: list[str],
               suffix: str = "", autograd: bool = True) -> LoadedModel:
     return dataclasses.replace(context.model, module=module.eval(), sha256=f"{context.model.sha256}:{spec.label}{suffix}",
-                               size_bytes=size, notes=list(notes), autograd=autograd)
+                               size_bytes=size, notes=list(notes), autograd=autograd, private=True)
 
 
 def _speeds(result: "VariantResult") -> str:
@@ -145,7 +145,7 @@ class HalfPrecision(VariantBuilder):
             + (" TorchScript hides its layers, so there only the weights, the input and the output are rounded."
                if model.format == "torchscript" else "")]
         emulated = dataclasses.replace(model, module=emulate_half(base, self.dtype), notes=[], size_bytes=size,
-                                       sha256=f"{model.sha256}:{spec.label}:emulated")
+                                       sha256=f"{model.sha256}:{spec.label}:emulated", private=True)
         return Variant(spec, _as_model(context, spec, module, size, notes), size, "serialized", notes=notes,
                        emulated=emulated)
 
