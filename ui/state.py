@@ -93,7 +93,8 @@ _warm_up_started = False
 WARM_MODULES = ("xai_core.demo", "xai_core.evaluation", "xai_core.preprocessing", "xai_core.viz.model",
                 "xai_core.data_loading", "xai_core.loading", "xai_core.attribution.image", "xai_core.attribution.tabular",
                 "xai_core.attribution.shapley", "xai_core.metrics", "xai_core.surrogate", "xai_core.viz.image",
-                "xai_core.viz.importance", "xai_core.viz.tree", "xai_core.quantization", "xai_core.viz.quantization")
+                "xai_core.viz.importance", "xai_core.viz.tree", "xai_core.quantization", "xai_core.viz.quantization",
+                "captum.attr")  # xai_core imports captum inside the methods: ~0.9 s the first explanation would wait
 
 
 # Script runs in flight in this process (dashboard.py counts them). The warm-up imports between runs: an import holds
