@@ -15,7 +15,7 @@ compared (the real int8 model). Each row says which model was explained.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
