@@ -381,13 +381,42 @@ def test_float_variants_share_the_timing_of_the_kernels_they_run(demo, monkeypat
              VariantSpec("fp16", sparsity=0.5)]
     comparison = compare_variants(model, data, specs, background=background, batch_sizes=(1, 16), n_drift=0,
                                   bits_curve=False)
-    # fp32 alone (for fp32, w4 and pruned fp32, which run its kernels), then the half model with fp32: two runs.
-    assert runs == [["fp32"], ["fp16", "fp32"]]
+    # One run: fp32 (for fp32, w4 and pruned fp32, which run its kernels) interleaved with the half model.
+    assert runs == [["fp16", "fp32"]]
     fp32, w4, pruned, fp16, fp16_pruned = comparison.results
     assert [r.timing_group for r in comparison.results] == ["fp32", "fp32", "fp32", "fp16", "fp16"]
     assert w4.latency_ms == fp32.latency_ms == pruned.latency_ms and w4.speedup == pruned.speedup == fp32.speedup
     assert fp16.latency_ms == fp16_pruned.latency_ms and fp16.fp32_latency_ms == fp16_pruned.fp32_latency_ms
     assert fp16.speedup == {b: fp16.fp32_latency_ms[b] / fp16.latency_ms[b] for b in (1, 16)}
+
+
+def test_a_comparisons_groups_are_timed_in_one_run_with_fp32_once_per_round():
+    clock, log = FakeClock(), []
+    fp32 = Costly(clock, per_row=0.002, name="fp32", log=log)
+    timing = TimingContext(fp32, torch.zeros(4, 3), (1, 8), budget_s=0.01, clock=clock)
+
+    def broken():
+        raise XaiError("The real fp16 model does not run on this CPU.")
+
+    timing.measure({"int8": lambda: Costly(clock, per_row=0.0005, name="int8", log=log),
+                    "bf16": lambda: Costly(clock, per_row=0.001, name="bf16", log=log), "fp16": broken,
+                    "fp32": lambda: fp32})
+    # one run: fp32 called once per round for both (a run per group would call it in each)
+    assert set(log) == {"fp32", "int8", "bf16"} and log.count("fp32") <= max(log.count("int8"), log.count("bf16"))
+    int8, bf16 = timing.latency("int8", None), timing.latency("bf16", None)
+    assert int8.fp32_ms == bf16.fp32_ms == {1: pytest.approx(2.0), 8: pytest.approx(16.0)}
+    assert int8.speedup == {1: pytest.approx(4.0), 8: pytest.approx(4.0)}
+    assert bf16.speedup == {1: pytest.approx(2.0), 8: pytest.approx(2.0)}
+    assert timing.fp32().ms == int8.fp32_ms  # fp32's own row from the same run: not timed again
+    with pytest.raises(XaiError, match="does not run"):
+        timing.latency("fp16", None)
+    calls = len(log)
+    timing.measure({"int8": None, "bf16": None})  # measured once
+    assert len(log) == calls
+    # its part of the run: its own calls and half of fp32's, claimed by the first variant of the group only
+    assert timing.claim_seconds("int8") == pytest.approx(int8.seconds) and timing.claim_seconds("int8") is None
+    assert int8.seconds + bf16.seconds == pytest.approx(clock.now)  # every call of the run, shared out
+    assert bf16.seconds > int8.seconds  # bf16's own calls are the slower ones
 
 
 # ---------------------------------------------------------------------------------------- verdict numbers

@@ -261,3 +261,36 @@ def test_models_run_in_cache_friendly_batches():
     assert sizes == [64, 64, 22] and out.shape == (150, 10)
     with torch.no_grad():
         np.testing.assert_allclose(out.numpy(), model.module(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_timing_run_off_the_cpu_is_measured_and_the_page_says_its_speedups_are_unsure(monkeypatch):
+    from xai_core.quantization import compare_variants, speed_verdicts, timing
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _, asleep = timing.timed_run(lambda: time.sleep(0.2) or {}, time.perf_counter)  # off the CPU all along
+        total = 0.0
+
+        def busy():
+            nonlocal total
+            end = time.thread_time() + 0.1
+            while time.thread_time() < end:
+                total += 1.0
+            return {}
+
+        _, working = timing.timed_run(busy, time.perf_counter)
+        _, fake = timing.timed_run(lambda: {}, lambda: 0.0)
+    finally:
+        torch.set_num_threads(threads)
+    assert asleep < 0.2 and working > asleep and fake is None
+    model = load_demo_model("wine")
+    data = load_demo_data("wine", model)
+    for share, warned in ((0.3, True), (0.95, False)):
+        monkeypatch.setattr(timing, "timed_run", lambda run, clock: (run(), share))
+        comparison = compare_variants(model, data, [VariantSpec("bf16"), VariantSpec("int8-dynamic")],
+                                      batch_sizes=(1, 8), n_drift=0, bits_curve=False)
+        assert [r.timing_cpu_share for r in comparison.results] == [share] * 3
+        assert list(comparison.to_frame()["CPU share while timed"]) == [share] * 3
+        texts = [v.text for v in speed_verdicts(comparison)]
+        assert any("Other work disturbed the timings" in t and "30%" in t for t in texts) == warned, texts

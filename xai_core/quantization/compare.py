@@ -6,6 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import os
 import threading
 import time
@@ -25,7 +26,7 @@ from xai_core.model import LoadedModel
 from xai_core.quantization.drift import (DriftReference, ImageDriftReference, TextDriftReference, drift_reference,
                                         VariantDrift, fp32_occlusion, variant_drift)
 from xai_core.quantization.specs import BITS, BuildContext, SpeedVerdict, Variant, VariantSpec
-from xai_core.quantization.timing import Clock, TimingContext
+from xai_core.quantization.timing import DISTURBED, Clock, TimingContext
 from xai_core.quantization.variants import build_variant, default_specs
 from xai_core.quantization.weights import copy_with_weights
 
@@ -64,6 +65,7 @@ class VariantResult:
     notes: list[str] = field(default_factory=list)
     fp32_latency_ms: dict[int, float] = field(default_factory=dict)  # fp32's time in the run that timed this variant
     timing_group: str = ""  # variants of one group run the same kernels and share one timing
+    timing_cpu_share: float | None = None  # share of its timing run the timing thread had a CPU (None: not known)
     drift_values: np.ndarray | None = field(default=None, repr=False)  # its maps (n, H, W) or φ (n, d)
     seconds: float = 0.0  # how long computing this row took
     step_seconds: dict[str, float] = field(default_factory=dict)  # of which: building, answering, timing, explaining
@@ -115,6 +117,7 @@ class QuantizationComparison:
                 row[f"ms / batch {batch}"] = ms
                 row[f"fp32 ms / batch {batch}, same run"] = r.fp32_latency_ms.get(batch)
                 row[f"speedup at batch {batch}"] = r.speedup.get(batch)
+            row["CPU share while timed"] = r.timing_cpu_share
             for name, value in r.drift.items():
                 row[name] = value
             row["drift method"] = r.drift_method
@@ -350,6 +353,8 @@ def _timed(context: ComparisonContext, done: _Untimed, tick: Callable[[int, str]
         watch.last = time.perf_counter()  # waiting for the other steps to pause is not timing
         latency = context.timing.latency(builder.timing_group(spec), lambda: builder.timed_module(variant, context.build))
         watch.lap("timing")
+    claimed = context.timing.claim_seconds(latency.group)  # the first variant of a group pays for its timing
+    watch.laps["timing"] = 0.0 if claimed is None else claimed
     task = context.task
     return VariantResult(
         label=spec.label, spec=spec, score=scoring.score(task, out, context.labels),
@@ -358,6 +363,7 @@ def _timed(context: ComparisonContext, done: _Untimed, tick: Callable[[int, str]
         size_basis=variant.size_basis, latency_ms=dict(latency.ms), speedup=latency.speedup,
         drift={} if drift is None else drift.metrics, drift_method="" if drift is None else drift.method,
         notes=list(variant.notes), fp32_latency_ms=dict(latency.fp32_ms), timing_group=latency.group,
+        timing_cpu_share=latency.cpu_share,
         drift_values=None if drift is None else drift.values, seconds=sum(watch.laps.values()),
         step_seconds=watch.laps,
     )
@@ -488,6 +494,17 @@ def _compute_many(context: ComparisonContext, specs: list[VariantSpec], progress
                 done[spec] = outcome
     timing_started = time.perf_counter()
     context.phase_seconds[UNTIMED] = context.phase_seconds.get(UNTIMED, 0.0) + timing_started - started
+    # every group in one run, fp32 once per round for all of them; alone: nothing else of the comparison runs meanwhile
+    groups: dict[str, Callable[[], nn.Module]] = {}
+    for spec, outcome in done.items():
+        if isinstance(outcome, _Untimed):
+            groups.setdefault(spec.builder.timing_group(spec),
+                              functools.partial(spec.builder.timed_module, outcome.variant, context.build))
+    with lock:
+        latest[0] = f"timing {len(groups)} group{'s' if len(groups) != 1 else ''} of variants, interleaved with fp32"
+    report()
+    with context.gate.alone():
+        context.timing.measure(groups)
     outcomes: dict[VariantSpec, VariantResult | VariantFailure] = {}
     for spec in specs:
         outcome = done[spec]
@@ -621,4 +638,14 @@ def speed_verdicts(comparison: QuantizationComparison) -> list[SpeedVerdict]:
         builder = r.spec.builder
         key = type(builder).speed_verdicts
         groups.setdefault(key, (builder, []))[1].append(r)
-    return [v for builder, results in groups.values() for v in builder.speed_verdicts(results, comparison)]
+    verdicts = [v for builder, results in groups.values() for v in builder.speed_verdicts(results, comparison)]
+    disturbed = {r.timing_group: r.timing_cpu_share for r in comparison.results
+                 if r.timing_cpu_share is not None and r.timing_cpu_share < DISTURBED}
+    if disturbed:
+        runs = ", ".join(f"{group} {share:.0%}" for group, share in disturbed.items())
+        verdicts.insert(0, SpeedVerdict("warning", "**Other work disturbed the timings**: the timing thread had a CPU "
+                                        f"for only part of the time ({runs}; on a quiet machine about 100%). Other "
+                                        "sessions or processes were running, and these speedups may be off by far "
+                                        "more than usual: compare again when the machine is quieter before trusting "
+                                        "them."))
+    return verdicts
