@@ -279,12 +279,12 @@ def _run_surrogate(model, data: TableSet, settings: ReviewSettings, background, 
 
 
 def _run_quantization(model, data, settings: ReviewSettings, background, out: Path) -> None:
-    from xai_core.quantization import FP32, assemble, default_specs, prepare_comparison, try_compare_variant
+    from xai_core.quantization import FP32, assemble, compare_many, default_specs, prepare_comparison
     from xai_core.quantization.audit import audit_variants
 
     specs = list(settings.quantization) or default_specs(model)
     context = prepare_comparison(model, data, background=background)  # what compare_variants does, keeping fp32's side
-    comparison = assemble(context, [try_compare_variant(context, s) for s in [FP32] + [s for s in specs if s != FP32]])
+    comparison = assemble(context, compare_many(context, specs))
     frame = comparison.to_frame()
     store.write_frame(out / "quantization.parquet", frame)
     audited = [s for s in specs if s != FP32 and s.label not in comparison.errors]
