@@ -68,7 +68,7 @@ def page_comparison(model, data, background) -> tuple[float, float, dict[str, fl
     return page_seconds, time.perf_counter() - start, parts, per_variant, phases
 
 
-FIRST_RUN_DEMOS = ("shapes", "digits", "breast_cancer", "text_bilstm", "text_transformer")
+FIRST_RUN_ROUNDS = 3  # fresh processes per demo and thread count: this shared machine's noise is ±10% run to run
 STAGES = ("imports", "loading the demo", "fp32's side", "building", "answering", "timing", "explaining")
 PHASES = ("fp32's side", "variants side by side: building, answering, explaining", "variants timed one at a time")
 
@@ -100,16 +100,23 @@ def first_run(key: str) -> dict:
 FIRST_RUN_HEADER = "### First run in a fresh process (issue 19: ≤5 s)"
 
 
-def first_runs(lines: list[str], threads: tuple[int | None, ...] = (None, 1)) -> None:
-    """Each demo's first run in a fresh process (at the default thread count, and at one thread)."""
+def first_runs(lines: list[str], threads: tuple[int | None, ...] = (None, 1), rounds: int = FIRST_RUN_ROUNDS) -> None:
+    """Each demo's first comparison in a fresh process, `rounds` times (round after round over every demo, so that a
+    noisy minute hits every demo alike), at the default thread count and at one thread."""
+    runs: dict[tuple, list[dict]] = {}
+    for _ in range(rounds):
+        for n in threads:
+            for key in DEMOS:
+                command = [sys.executable, str(Path(__file__).resolve()), "--first-run", key]
+                if n is not None:
+                    command += ["--threads", str(n)]
+                out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=True).stdout
+                result = json.loads(out.strip().splitlines()[-1])
+                runs.setdefault((n, key), []).append(result)
     results = []
-    for n in threads:
-        for key in FIRST_RUN_DEMOS:
-            command = [sys.executable, str(Path(__file__).resolve()), "--first-run", key]
-            if n is not None:
-                command += ["--threads", str(n)]
-            out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=True).stdout
-            results.append(json.loads(out.strip().splitlines()[-1]))
+    for group in runs.values():  # the median round's details, every round's comparison seconds
+        group = sorted(group, key=lambda r: r["comparison"])
+        results.append({**group[len(group) // 2], "rounds": [r["comparison"] for r in group]})
     lines += [FIRST_RUN_HEADER, "",
               "Each row is a new Python process: import what the dashboard imports (`ui.state.WARM_MODULES`: the "
               "server's warm-up imports them in the background once the landing page is drawn, captum included), "
@@ -125,10 +132,12 @@ def first_runs(lines: list[str], threads: tuple[int | None, ...] = (None, 1)) ->
               "comparison; when it is far below the wall time × threads in use, other jobs held the cores.", "",
               f"Measured on {machine()} (the parent process's threads; each row's own are in the table); load average "
               f"{os.getloadavg()[0]:.1f} when this section started.", "",
+              f"Every demo, {rounds} fresh processes each (round after round over all demos); the row shows the "
+              "median round, and 'every round' lists each round's comparison seconds.", "",
               "| demo | torch threads | workers | load avg | imports | loading the demo | " + " | ".join(PHASES)
-              + " | comparison | total from start | comparison ≤5 s | bits curve after | summed over threads: "
-              + ", ".join(STAGES[3:]) + ", fp32's side | CPU s | slowest parts (thread seconds) |",
-              "|---" * 17 + "|"]
+              + " | comparison | every round | total from start | ≤5 s in every round | bits curve after | summed "
+              "over threads: " + ", ".join(STAGES[3:]) + ", fp32's side | CPU s | slowest parts (thread seconds) |",
+              "|---" * 18 + "|"]
     for r in results:
         phases = r["phases"]
         slowest = max(PHASES, key=lambda s: phases.get(s, 0.0))
@@ -136,8 +145,9 @@ def first_runs(lines: list[str], threads: tuple[int | None, ...] = (None, 1)) ->
         summed = " / ".join(f"{r['stages'].get(s, 0.0):.1f}" for s in (*STAGES[3:], STAGES[2]))
         lines.append(f"| {r['key']} | {r['threads']} | {r['workers']} | {r['load']:.1f} | {r['stages']['imports']:.1f} | "
                      f"{r['stages']['loading the demo']:.1f} | " + " | ".join(cells)
-                     + f" | {r['comparison']:.1f} | {r['with_imports']:.1f} | "
-                     f"{'yes' if r['comparison'] <= 5 else 'no'} | {r['bits_curve']:.1f} | {summed} | {r['cpu']:.1f} | "
+                     + f" | {r['comparison']:.1f} | {' / '.join(f'{t:.1f}' for t in r['rounds'])} | "
+                     f"{r['with_imports']:.1f} | {'yes' if max(r['rounds']) <= 5 else 'no'} | {r['bits_curve']:.1f} | "
+                     f"{summed} | {r['cpu']:.1f} | "
                      f"{_slowest(r['parts'], 2)} |")
     for n in dict.fromkeys(r["threads"] for r in results):
         lines += ["", f"Where each comparison's time goes ({n} torch thread{'s' if n > 1 else ''}), slowest phase and "
@@ -147,11 +157,11 @@ def first_runs(lines: list[str], threads: tuple[int | None, ...] = (None, 1)) ->
     lines.append("")
 
 
-def rewrite_first_runs(threads: tuple[int | None, ...]) -> None:
+def rewrite_first_runs(threads: tuple[int | None, ...], rounds: int = FIRST_RUN_ROUNDS) -> None:
     """Run only the fresh-process section and put it in place of the one in results/quantization.md (the other
     sections are kept as they were measured)."""
     lines: list[str] = []
-    first_runs(lines, threads)
+    first_runs(lines, threads, rounds)
     path = RESULTS / "quantization.md"
     old = path.read_text() if path.exists() else "## Quantization (`benchmarks/bench_quantization.py`)\n\n"
     start = old.find(FIRST_RUN_HEADER)
@@ -236,8 +246,8 @@ def main() -> None:
              f"Machine: {machine()}; load average {load:.1f} when it started (other jobs share these cores: every "
              "time below is inflated by them, ratios within one run much less)", "",
              "fp32 and every variant run on the same inputs; speedup = fp32 time / variant time, medians over rounds in "
-             "which the variant and fp32 run one after the other — each variant (or group of variants running the same "
-             "kernels) in a run of its own, so that each can be computed and cached on its own, and its speedup is a "
+             "which the variant and fp32 run one after the other — the variants of one comparison in one run, fp32 "
+             "once per round for all of them (a variant added later: in a run of its own), so each speedup is a "
              "ratio within one run. Every variant is timed as a flat FX graph of nn layers (real int8 variants are such "
              "graphs), so the Python overhead is equal. wN: weights rounded to N bits and computed in float — their "
              "speed is fp32's by construction (not timed again), their size is the packed size. Drift: Grad-CAM "
@@ -342,6 +352,8 @@ if __name__ == "__main__":
     parser.add_argument("--first-run", metavar="KEY", help="one fresh-process run of demo KEY, printed as JSON")
     parser.add_argument("--threads", help="torch threads: N with --first-run; a comma-separated list with "
                                           "--first-runs-only, 'default' for torch's own (default: default,1)")
+    parser.add_argument("--rounds", type=int, default=FIRST_RUN_ROUNDS,
+                        help=f"fresh processes per demo and thread count (default {FIRST_RUN_ROUNDS})")
     args = parser.parse_args()
     if args.first_run:
         if args.threads:
@@ -349,6 +361,6 @@ if __name__ == "__main__":
         print(json.dumps(first_run(args.first_run)))
     elif args.first_runs_only:
         given = (args.threads or "default,1").split(",")
-        rewrite_first_runs(tuple(None if n == "default" else int(n) for n in given))
+        rewrite_first_runs(tuple(None if n == "default" else int(n) for n in given), args.rounds)
     else:
         main()
