@@ -170,7 +170,6 @@ class Gate:
                 self._cond.notify_all()
 
 
-
 class ComparisonContext:
     """fp32's side of a comparison, computed once and read by every variant's: the compared rows and their labels,
     fp32's answers, the model lifted once (`build`), the timing context, and fp32's explanations (`drift`)."""
@@ -344,8 +343,8 @@ def _untimed(context: ComparisonContext, spec: VariantSpec, tick: Callable[[int,
 
 
 def _timed(context: ComparisonContext, done: _Untimed, tick: Callable[[int, str], None]) -> VariantResult:
-    """`done`'s variant timed in its own run interleaved with fp32 — alone: no other step of this comparison runs
-    meanwhile — and its row of the comparison."""
+    """`done`'s variant timed in a run interleaved with fp32 (its own, unless `TimingContext.measure` already timed its
+    group with the others) — alone: no other step of this comparison runs meanwhile — and its row of the comparison."""
     spec, variant, out, drift, watch = done.spec, done.variant, done.out, done.drift, done.watch
     tick(3, "timing (interleaved with fp32, nothing else running)")
     builder = spec.builder
