@@ -17,8 +17,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import cpu_flags, machine, write_section  # noqa: E402
 from xai_core.demo import DEMOS, load_demo_data, load_demo_model  # noqa: E402
-from xai_core.quantization import (FP32, ComparisonSettings, default_batch_sizes, default_specs,  # noqa: E402
-                                   prepare_comparison, try_compare_variant)
+from xai_core.quantization import (ComparisonSettings, compare_many, default_batch_sizes, default_specs,  # noqa: E402
+                                   prepare_comparison)
 from xai_core.quantization.audit import AuditSettings, audit_variants  # noqa: E402
 from xai_core.quantization.scorecard import faithfulness_scorecard  # noqa: E402
 
@@ -45,8 +45,7 @@ def main() -> None:
         specs = default_specs(model)
         start = time.perf_counter()
         context = prepare_comparison(model, data, settings, background)
-        for spec in [FP32] + specs:
-            try_compare_variant(context, spec)
+        compare_many(context, specs)  # as the page: side by side, timed in one run
         comparison_seconds = time.perf_counter() - start
         timings = {}
         audits = {}
