@@ -216,6 +216,30 @@ def test_eight_threads_get_the_same_maps_as_one_at_a_time(region_model, images):
         np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
+def test_seeded_methods_in_eight_threads_get_the_same_maps_as_one_at_a_time(region_model, images):
+    """SmoothGrad draws its noise from torch's global generator, seeded per call: sessions explaining at once must not
+    reseed or consume each other's stream (each would get another's noise, and the page's seed would mean nothing)."""
+    options = {"smoothgrad": True, "nt_samples": 6, "n_steps": 4, "noise_std": 0.5}
+    jobs = [(images[i % 6: i % 6 + 1], [i % 3], i % 2) for i in range(8)]
+    sequential = [explain_batch(region_model, im, "integrated_gradients", targets=t, seed=seed, **options).maps
+                  for im, t, seed in jobs]
+    results = [None] * 8
+    barrier = threading.Barrier(8)
+
+    def work(i):
+        barrier.wait()
+        im, t, seed = jobs[i]
+        results[i] = explain_batch(region_model, im, "integrated_gradients", targets=t, seed=seed, **options).maps
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for got, expected in zip(results, sequential):
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
 def test_torchscript_supports_gradients_but_not_layer_methods(images):
     from xai_core.model import LoadedModel
 

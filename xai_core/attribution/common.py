@@ -89,10 +89,16 @@ def _private_copy(module: nn.Module) -> nn.Module:
     return clone
 
 
+# Captum's SmoothGrad and LIME draw from torch's global generator: one seeded block at a time in this process, or
+# two sessions explaining at once reseed and consume each other's stream (and neither gets its seed's noise)
+_GLOBAL_RNG = threading.RLock()
+
+
 @contextlib.contextmanager
 def seeded(seed: int):
-    """Run the block with torch's global generator seeded, and restore the caller's random state after it."""
-    with torch.random.fork_rng(devices=[]):
+    """Run the block with torch's global generator seeded, and restore the caller's random state after it. Blocks run
+    one at a time (across threads), so each gets exactly its seed's stream."""
+    with _GLOBAL_RNG, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
 
