@@ -29,8 +29,8 @@ def controls(model) -> tuple[tuple[VariantSpec, ...], tuple[int, ...]]:
         model, BY_LABEL, LARGE_BATCHES, "q", variants_note="",
         pruning_help="Share of the smallest weights of every conv/linear layer set to zero before quantizing. Adds "
                      "'fp32 + pruned' so pruning alone can be compared.",
-        batch_help="Latency is measured at batch 1 and at this batch. Each variant is timed in a run of its own, "
-                   "interleaved round by round with fp32.")
+        batch_help="Latency is measured at batch 1 and at this batch: the variants in one run, interleaved round by "
+                   "round with fp32, while nothing else of the comparison runs.")
 
 
 def compute(selection: state.Selection, specs: tuple[VariantSpec, ...], settings: ComparisonSettings):
@@ -57,9 +57,10 @@ def show(selection: state.Selection) -> None:
                        "each variant cached on its own).")
     figure(tradeoff_figure(comparison), "Left: quality, higher is better. Middle: how many times smaller the stored "
            "weights are (serialized size; wN variants: packed size). Right: fp32 time / variant time, above the "
-           "dashed line is faster. Each variant is timed in a run of its own, interleaved round by round with fp32, "
-           "and its speedup is fp32's time in that same run divided by its own; variants that run the same kernels "
-           "(wN and pruned fp32 run fp32's) share one run.", key="q_tradeoff", download_name="quantization_tradeoffs")
+           "dashed line is faster. The variants are timed in one run, interleaved round by round with fp32 (a variant "
+           "added later: in a run of its own), and each speedup is fp32's time in that same run divided by the "
+           "variant's; variants that run the same kernels (wN and pruned fp32 run fp32's) share one timing.",
+           key="q_tradeoff", download_name="quantization_tradeoffs")
     for verdict in speed_verdicts(comparison):
         VERDICT[verdict.level](verdict.text)
     frame = comparison.to_frame()

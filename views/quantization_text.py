@@ -23,8 +23,8 @@ def controls(model) -> tuple[tuple[VariantSpec, ...], tuple[int, ...]]:
         variants_note=" Static int8 is not offered for text models (token ids have no range to calibrate).",
         pruning_help="Share of the smallest weights of every weight matrix (embeddings, LSTM gates, linear layers) set "
                      "to zero before quantizing. Adds 'fp32 + pruned'.",
-        batch_help="Latency is measured at batch 1 and at this many documents, each variant in a run of its own "
-                   "interleaved round by round with fp32.")
+        batch_help="Latency is measured at batch 1 and at this many documents: the variants in one run, "
+                   "interleaved round by round with fp32, while nothing else of the comparison runs.")
 
 
 def show(selection: state.Selection) -> None:
