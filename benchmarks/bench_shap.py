@@ -462,8 +462,13 @@ def spread_pct(values: np.ndarray) -> str:
 
 
 if __name__ == "__main__":
-    if "--threads" in sys.argv:
-        torch.set_num_threads(int(sys.argv[sys.argv.index("--threads") + 1]))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     text = main()
     out = ROOT / "benchmarks" / "results" / "shap.md"
     out.parent.mkdir(parents=True, exist_ok=True)

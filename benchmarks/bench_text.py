@@ -63,4 +63,8 @@ def main(n_docs: int = 60) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 60)
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("documents", type=int, nargs="?", default=60, help="documents per demo (default 60)")
+    main(parser.parse_args().documents)

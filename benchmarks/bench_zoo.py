@@ -118,9 +118,9 @@ def fmt_s(row, key):
     return f"{row[key]:.1f}" if key in row else "—"
 
 
-def main() -> None:
+def main(names: list[str] | None = None) -> None:
     torch.set_num_threads(2)
-    names = sys.argv[1:] or list(ZOO)
+    names = names or list(ZOO)
     rows = []
     for name in names:
         for fmt in ("pt2", "state_dict"):
@@ -172,4 +172,8 @@ def write(rows: list[dict], planned: int) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("names", nargs="*", help=f"zoo models to measure (default: all of {', '.join(ZOO)})")
+    main(parser.parse_args().names)

@@ -6,7 +6,6 @@ demo's) trained on the demo's training rows, explained on its 143 held-out rows,
 dashboard; everything it computes before serving counts in the cold start, as it would for a user.
 """
 
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -28,4 +27,8 @@ def main(port: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("port", type=int, help="the port to serve the dashboard on")
+    main(parser.parse_args().port)

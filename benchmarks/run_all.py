@@ -12,12 +12,18 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def main() -> int:
     """`run_all.py` runs every benchmark; `run_all.py shap startup` only those; `--collect-only` just rewrites BENCHMARKS.md."""
-    args = sys.argv[1:]
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("names", nargs="*", help="run only the benchmarks whose file name contains one of these")
+    parser.add_argument("--collect-only", action="store_true", help="run nothing: rewrite BENCHMARKS.md from the "
+                                                                      "results already in benchmarks/results/")
+    args = parser.parse_args()
     scripts = sorted((ROOT / "benchmarks").glob("bench_*.py"))
-    if "--collect-only" in args:
+    if args.collect_only:
         scripts = []
-    elif args:
-        scripts = [s for s in scripts if any(name in s.name for name in args)]
+    elif args.names:
+        scripts = [s for s in scripts if any(name in s.name for name in args.names)]
     failed = []
     for script in scripts:
         print(f"=== {script.name}", flush=True)
