@@ -18,7 +18,8 @@ from xai_core.evaluation import model_inputs
 from xai_core.loading import exported_program, load_model
 from xai_core.quantization import (ComparisonSettings, VariantFailure, VariantResult, VariantSpec, compare_many, lift, prepare_comparison,
                                    try_compare_variant)
-from xai_core.quantization.compare import Gate
+from xai_core.quantization import compare
+from xai_core.quantization.compare import FP32, Gate
 from xai_core.quantization import lifting
 
 
@@ -132,8 +133,8 @@ def test_editing_the_lifted_graph_leaves_the_loaded_model_as_it_was():
 
 def _same_numbers(a: VariantResult, b: VariantResult) -> None:
     assert a.label == b.label
-    assert (a.score, a.agreement, a.divergence, a.size_bytes, a.drift_method) == \
-        (b.score, b.agreement, b.divergence, b.size_bytes, b.drift_method), a.label
+    assert (a.score, a.agreement, a.divergence, a.size_bytes, a.drift_method, a.notes, a.timing_group) == \
+        (b.score, b.agreement, b.divergence, b.size_bytes, b.drift_method, b.notes, b.timing_group), a.label
     assert a.drift == b.drift, a.label
     if a.drift_values is None:
         assert b.drift_values is None
@@ -158,14 +159,37 @@ def test_variants_side_by_side_give_a_serial_runs_numbers(key, specs):
     background = load_demo_data(key, model, split="train") if key == "wine" else None
     specs = [VariantSpec(*s) if isinstance(s, tuple) else VariantSpec(s) for s in specs]
     settings = ComparisonSettings(batch_sizes=(1, 4), n_drift=3, max_rows=48)
+    one_by_one_context = prepare_comparison(model, data, settings, background, workers=1)
+    one_by_one = [try_compare_variant(one_by_one_context, spec) for spec in [FP32, *specs]]  # each timed on its own
     serial_context = prepare_comparison(model, data, settings, background)
     serial = compare_many(serial_context, specs, workers=1)
     parallel_context = prepare_comparison(model, data, settings, background)
-    steps = []
-    parallel = compare_many(parallel_context, specs, lambda done, total, message: steps.append((done, total)),
-                            workers=2)
-    assert parallel_context.workers == 2 and serial_context.workers == 1
+    steps, running, overlapped = [], [], []
+    untimed = compare._untimed
+
+    def counted(context, spec, tick):  # how many variants are being worked on at once
+        running.append(spec)
+        overlapped.append(len(running))
+        try:
+            time.sleep(0.05)  # long enough for the second worker to start its own
+            return untimed(context, spec, tick)
+        finally:
+            running.remove(spec)
+
+    compare._untimed = counted
+    try:
+        parallel = compare_many(parallel_context, specs, lambda done, total, message: steps.append((done, total)),
+                                workers=2)
+    finally:
+        compare._untimed = untimed
+    assert parallel_context.workers == 2 and serial_context.workers == 1 and max(overlapped) == 2
     assert [r.label for r in parallel] == ["fp32"] + [s.label for s in specs]
+    for a, b, c in zip(serial, parallel, one_by_one):
+        assert type(c) is type(a)
+        if isinstance(c, VariantFailure):
+            assert c.error == a.error
+        else:
+            _same_numbers(c, a)
     for a, b in zip(serial, parallel):
         assert type(a) is type(b)
         if isinstance(a, VariantFailure):
@@ -185,7 +209,11 @@ def test_a_timing_waits_for_the_steps_in_flight_and_runs_alone():
     events: list[str] = []
     entered, release = threading.Event(), threading.Event()
 
+    asking = threading.Event()
+
     def step(name: str, hold: threading.Event | None = None) -> None:
+        if hold is None:
+            asking.set()
         with gate.shared():
             events.append(f"{name} starts")
             if hold is not None:
@@ -206,8 +234,10 @@ def test_a_timing_waits_for_the_steps_in_flight_and_runs_alone():
         if gate._waiting:
             break
         time.sleep(0.01)
+    assert gate._waiting == 1
     threads.append(threading.Thread(target=step, args=("explaining",)))
     threads[2].start()
+    assert asking.wait(10)  # the new step has asked for the gate
     for _ in range(50):  # a new step must not start while the timing waits
         assert "explaining starts" not in events
         time.sleep(0.01)
@@ -294,3 +324,32 @@ def test_a_timing_run_off_the_cpu_is_measured_and_the_page_says_its_speedups_are
         assert list(comparison.to_frame()["CPU share while timed"]) == [share] * 3
         texts = [v.text for v in speed_verdicts(comparison)]
         assert any("Other work disturbed the timings" in t and "30%" in t for t in texts) == warned, texts
+
+
+def test_a_comparison_stopped_by_its_page_does_not_work_on_the_variants_left(monkeypatch):
+    """Streamlit stops a run (raising from the progress bar) when the user changes a control: the variants not started
+    yet are dropped instead of computed for nobody, and the context is free for the next run."""
+    model = load_demo_model("wine")
+    data = load_demo_data("wine", model)
+    context = prepare_comparison(model, data, ComparisonSettings(batch_sizes=(1, 4), n_drift=0), workers=2)
+    specs = [VariantSpec("weights", b) for b in (2, 3, 4, 6, 8)] + [VariantSpec("bf16"), VariantSpec("fp16")]
+    started = []
+    untimed = compare._untimed
+
+    def slow(context, spec, tick):
+        started.append(spec.label)
+        time.sleep(0.3)
+        return untimed(context, spec, tick)
+
+    monkeypatch.setattr(compare, "_untimed", slow)
+
+    def stop(done, total, message):
+        raise RuntimeError("the user changed a control")
+
+    with pytest.raises(RuntimeError, match="changed a control"):
+        compare_many(context, specs, stop, workers=2)
+    assert len(started) <= 4 < len(specs) + 1  # the two in flight (and at most the next two), not all eight
+    assert context.missing(specs) == [FP32, *specs]  # nothing half-done kept
+    monkeypatch.setattr(compare, "_untimed", untimed)
+    results = compare_many(context, specs[:1], workers=2)  # the context is free again
+    assert [r.label for r in results] == ["fp32", "w2 per-channel"]

@@ -51,6 +51,11 @@ class CopyPool:
                 restore_hooks(module, hooks)
                 module.zero_grad(set_to_none=True)
             return
+        if model.private:  # never pooled: its sha256 repeats across comparisons and its id may be reused once freed
+            module = _private_copy(model.module)
+            self._prepare(module)
+            yield module
+            return
         key = (model.sha256, id(model.module))
         with self._lock:
             free = self._free.setdefault(key, [])

@@ -161,6 +161,7 @@ class Gate:
                     self._cond.wait()
             finally:
                 self._waiting -= 1
+                self._cond.notify_all()  # shared steps held back by this wait may go on if it ends in an error
             self._alone = True
         try:
             yield
@@ -463,7 +464,8 @@ def _compute_many(context: ComparisonContext, specs: list[VariantSpec], progress
 
     def occlusion() -> None:
         try:
-            context.fp32_occlusion()
+            with context.gate.shared():  # a timing elsewhere (compare_variant in another thread) waits for it
+                context.fp32_occlusion()
         except XaiError:  # the real int8 variant that needs it raises the same, and fails on its own
             pass
 
@@ -483,10 +485,15 @@ def _compute_many(context: ComparisonContext, specs: list[VariantSpec], progress
                 futures[pool.submit(occlusion)] = None
             futures.update({pool.submit(untimed, spec): spec for spec in order})
             pending = set(futures)
-            while pending:
-                _, pending = concurrent.futures.wait(pending, timeout=0.25,
-                                                     return_when=concurrent.futures.FIRST_COMPLETED)
-                report()
+            try:
+                while pending:
+                    _, pending = concurrent.futures.wait(pending, timeout=0.25,
+                                                         return_when=concurrent.futures.FIRST_COMPLETED)
+                    report()
+            except BaseException:  # e.g. Streamlit stopping this run when the user changes a control: do not make
+                for future in pending:  # them wait for variants nobody will see; the steps in flight still finish
+                    future.cancel()
+                raise
         for future, spec in futures.items():
             outcome = future.result()  # an unexpected error in a worker is raised here
             if spec is not None:
