@@ -1,5 +1,6 @@
 """Image methods against known answers, on export and TorchScript models, with no hooks or state left behind."""
 
+import functools
 import io
 import threading
 
@@ -196,22 +197,29 @@ def test_a_models_own_hooks_survive_explaining_and_only_those(images):
     assert hook_count(pooled) == 1 and hook_count(module) == 1
 
 
-def test_eight_threads_get_the_same_maps_as_one_at_a_time(region_model, images):
-    jobs = [(images[i % 6: i % 6 + 1], [i % 3]) for i in range(8)]
-    sequential = [explain_batch(region_model, im, "grad_cam", targets=t, layer="features").maps for im, t in jobs]
-    results = [None] * 8
-    barrier = threading.Barrier(8)
+def _one_at_a_time_and_at_once(calls):
+    """Each call's result run one after another, then all of them in as many threads released together."""
+    sequential = [call() for call in calls]
+    results = [None] * len(calls)
+    barrier = threading.Barrier(len(calls))
 
     def work(i):
         barrier.wait()
-        im, t = jobs[i]
-        results[i] = explain_batch(region_model, im, "grad_cam", targets=t, layer="features").maps
+        results[i] = calls[i]()
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(calls))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return sequential, results
+
+
+def test_eight_threads_get_the_same_maps_as_one_at_a_time(region_model, images):
+    calls = [functools.partial(lambda im, t: explain_batch(region_model, im, "grad_cam", targets=t,
+                                                           layer="features").maps, images[i % 6: i % 6 + 1], [i % 3])
+             for i in range(8)]
+    sequential, results = _one_at_a_time_and_at_once(calls)
     for got, expected in zip(results, sequential):
         np.testing.assert_allclose(got, expected, atol=1e-6)
 
@@ -220,22 +228,10 @@ def test_seeded_methods_in_eight_threads_get_the_same_maps_as_one_at_a_time(regi
     """SmoothGrad draws its noise from torch's global generator, seeded per call: sessions explaining at once must not
     reseed or consume each other's stream (each would get another's noise, and the page's seed would mean nothing)."""
     options = {"smoothgrad": True, "nt_samples": 6, "n_steps": 4, "noise_std": 0.5}
-    jobs = [(images[i % 6: i % 6 + 1], [i % 3], i % 2) for i in range(8)]
-    sequential = [explain_batch(region_model, im, "integrated_gradients", targets=t, seed=seed, **options).maps
-                  for im, t, seed in jobs]
-    results = [None] * 8
-    barrier = threading.Barrier(8)
-
-    def work(i):
-        barrier.wait()
-        im, t, seed = jobs[i]
-        results[i] = explain_batch(region_model, im, "integrated_gradients", targets=t, seed=seed, **options).maps
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    calls = [functools.partial(lambda im, t, seed: explain_batch(region_model, im, "integrated_gradients", targets=t,
+                                                                 seed=seed, **options).maps,
+                               images[i % 6: i % 6 + 1], [i % 3], i % 2) for i in range(8)]
+    sequential, results = _one_at_a_time_and_at_once(calls)
     for got, expected in zip(results, sequential):
         np.testing.assert_allclose(got, expected, atol=1e-6)
 
