@@ -350,10 +350,8 @@ def _timed(context: ComparisonContext, done: _Untimed, tick: Callable[[int, str]
     tick(3, "timing (interleaved with fp32, nothing else running)")
     builder = spec.builder
     with context.gate.alone():
-        watch.last = time.perf_counter()  # waiting for the other steps to pause is not timing
         latency = context.timing.latency(builder.timing_group(spec), lambda: builder.timed_module(variant, context.build))
-        watch.lap("timing")
-    claimed = context.timing.claim_seconds(latency.group)  # the first variant of a group pays for its timing
+    claimed = context.timing.claim_seconds(latency.group)  # the first variant of a group pays for its run's part
     watch.laps["timing"] = 0.0 if claimed is None else claimed
     task = context.task
     return VariantResult(
