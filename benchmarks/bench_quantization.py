@@ -4,11 +4,11 @@ Goals (issue 7): on a width-1024 MLP, int8 dynamic ≥4× faster than fp32 at ba
 on the shapes CNN within 1 accuracy point and faster than fp32 at batch 32; int8 ≈4× smaller; the page's whole
 comparison for a demo in ≤10 s. Every speed is a ratio to fp32 measured in the same run, variants interleaved.
 Issue 19: the page's default comparison on each demo ≤5 s, the first run in a fresh process counted; each demo is run in
-a process of its own and its time broken down by stage (imports, loading the demo, fp32's side, then building,
-answering, timing and explaining summed over the variants), the slowest named.
-Run: `python benchmarks/bench_quantization.py` (`--first-runs-only [--threads N,N]`: only the fresh-process section,
-rewritten in place in results/quantization.md, default threads and 1 unless given; `--first-run KEY [--threads N]`: one
-fresh-process run, as JSON).
+a process of its own, 3 rounds, and its time broken down by phase (fp32's side, the variants side by side, their
+timing) and by step summed over threads (building, answering, timing, explaining), the slowest named.
+Run: `python benchmarks/bench_quantization.py` (`--first-runs-only [--threads N,N] [--rounds N]`: only the
+fresh-process section, rewritten in place in results/quantization.md, default threads and 1 unless given;
+`--first-run KEY [--threads N]`: one fresh-process run, as JSON).
 """
 
 from __future__ import annotations
@@ -117,6 +117,9 @@ def first_runs(lines: list[str], threads: tuple[int | None, ...] = (None, 1), ro
     for group in runs.values():  # the median round's details, every round's comparison seconds
         group = sorted(group, key=lambda r: r["comparison"])
         results.append({**group[len(group) // 2], "rounds": [r["comparison"] for r in group]})
+    header = ("| demo | torch threads | workers | load avg | imports | loading the demo | " + " | ".join(PHASES)
+              + " | comparison | every round | total from start | ≤5 s in every round | bits curve after | summed "
+              "over threads: " + ", ".join(STAGES[3:]) + ", fp32's side | CPU s | slowest parts (thread seconds) |")
     lines += [FIRST_RUN_HEADER, "",
               "Each row is a new Python process: import what the dashboard imports (`ui.state.WARM_MODULES`: the "
               "server's warm-up imports them in the background once the landing page is drawn, captum included), "
@@ -134,10 +137,7 @@ def first_runs(lines: list[str], threads: tuple[int | None, ...] = (None, 1), ro
               f"{os.getloadavg()[0]:.1f} when this section started.", "",
               f"Every demo, {rounds} fresh processes each (round after round over all demos); the row shows the "
               "median round, and 'every round' lists each round's comparison seconds.", "",
-              "| demo | torch threads | workers | load avg | imports | loading the demo | " + " | ".join(PHASES)
-              + " | comparison | every round | total from start | ≤5 s in every round | bits curve after | summed "
-              "over threads: " + ", ".join(STAGES[3:]) + ", fp32's side | CPU s | slowest parts (thread seconds) |",
-              "|---" * 18 + "|"]
+              header, "|---" * (header.count("|") - 1) + "|"]
     for r in results:
         phases = r["phases"]
         slowest = max(PHASES, key=lambda s: phases.get(s, 0.0))
