@@ -98,3 +98,67 @@ def test_restore_hooks_keeps_the_original_and_drops_the_added():
     torch_internals.restore_hooks(net, snapshot)
     assert torch_internals.hook_count(net) == 1
     assert list(net[0]._forward_hooks) == [own.id]
+
+
+def _recompiles(monkeypatch) -> list[int]:
+    """Counts the GraphModules that generate and compile their code from now on."""
+    calls = []
+    original = torch.fx.GraphModule.recompile
+
+    def counted(self):
+        calls.append(id(self))
+        return original(self)
+
+    monkeypatch.setattr(torch.fx.GraphModule, "recompile", counted)
+    return calls
+
+
+def test_copy_module_shares_generated_code_and_nothing_else(monkeypatch):
+    import copy
+
+    import torchvision
+
+    from tests.test_loading import export_bytes
+    from xai_core.loading import load_model
+
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=3).eval()  # random weights, not ours: 60-odd unflattened submodules
+    module = load_model(export_bytes(net, torch.randn(2, 3, 32, 32)), "resnet18.pt2").module
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        expected = net(x)
+        assert torch.equal(module(x), expected)
+
+    recompiled = _recompiles(monkeypatch)
+    copy.deepcopy(module)
+    assert len(recompiled) > 50  # what copy_module saves: deepcopy regenerates the code of every submodule
+    recompiled.clear()
+    clone = torch_internals.copy_module(module)
+    assert recompiled == []
+    with torch.no_grad():
+        assert torch.equal(clone(x), expected)
+
+    # its own state: parameters, buffers, submodules, hooks and graphs
+    ids = {id(t) for t in [*module.parameters(), *module.buffers(), *module.modules()]}
+    assert not ids & {id(t) for t in [*clone.parameters(), *clone.buffers(), *clone.modules()]}
+    originals = dict(module.named_modules())
+    for name, sub in clone.named_modules():
+        if hasattr(sub, "graph"):
+            assert sub.graph is not originals[name].graph
+    clone.get_submodule("layer1").register_forward_hook(lambda *a: None)
+    assert torch_internals.hook_count(module) == 0
+    with torch.no_grad():
+        clone.fc.weight.mul_(-1)
+        changed = clone(x)
+        assert torch.equal(module(x), expected) and not torch.allclose(changed, expected)
+
+        # an edited graph, finalized, runs its own new code on the copy; the original's code is untouched
+        fc = clone.get_submodule("fc")
+        output = next(n for n in fc.graph.nodes if n.op == "output")
+        logits = output.args[0][0] if isinstance(output.args[0], (tuple, list)) else output.args[0]
+        with fc.graph.inserting_before(output):
+            doubled = fc.graph.call_function(torch.ops.aten.mul.Tensor, (logits, 2.0))
+        output.args = ((doubled,),) if isinstance(output.args[0], (tuple, list)) else (doubled,)
+        fc.finalize()
+        assert torch.equal(clone(x), changed * 2)
+        assert torch.equal(module(x), expected)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,6 +11,7 @@ import torch
 from xai_core import scoring
 from xai_core.datasets import ImageSet, TableSet, images_to_tensor
 from xai_core.model import LoadedModel
+from xai_core.torch_internals import copy_module
 
 
 @dataclass
@@ -78,7 +78,7 @@ class ModelSummary:
 def summarize(model: LoadedModel) -> ModelSummary:
     """Layer table from one forward pass with hooks on a private copy (the shared module is never hooked)."""
     shapes: dict[str, tuple] = {}
-    work = copy.deepcopy(model.module)
+    work = copy_module(model.module)
     handles = []
 
     def record(name):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +12,7 @@ from torch import nn
 from xai_core.attribution.image import explain_batch
 from xai_core.datasets import images_to_tensor
 from xai_core.model import LoadedModel
+from xai_core.torch_internals import copy_module
 
 
 @dataclass
@@ -83,7 +83,7 @@ def sanity_check(model: LoadedModel, images: np.ndarray, method: str, targets: n
     """Randomise parametrised layers from the output down on a private copy; compare the maps with the original's."""
     original = explain_batch(model, images, method, targets=targets, layer=layer, **options)
     targets = original.targets
-    randomised = copy.deepcopy(model.module)
+    randomised = copy_module(model.module)
     modules = dict(randomised.named_modules())  # not get_submodule: TorchScript modules do not support it
     names = [name for name, m in modules.items() if name and any(True for _ in m.parameters(recurse=False))][::-1]
     step = max(1, int(np.ceil(len(names) / max_layers)))

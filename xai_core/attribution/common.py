@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import copy
 import threading
 from typing import Callable, Mapping, TypeVar
 
@@ -13,7 +12,7 @@ from torch import nn
 
 from xai_core.errors import XaiError
 from xai_core.model import LoadedModel
-from xai_core.torch_internals import hook_snapshot, restore_hooks
+from xai_core.torch_internals import copy_module, hook_snapshot, restore_hooks
 from xai_core.validation import did_you_mean
 
 Spec = TypeVar("Spec")
@@ -82,7 +81,7 @@ class CopyPool:
 
 def _private_copy(module: nn.Module) -> nn.Module:
     try:
-        clone = copy.deepcopy(module)
+        clone = copy_module(module)
     except Exception as exc:  # e.g. some TorchScript modules; gradient-of-input methods still work on the original
         raise XaiError(f"This model cannot be copied for explaining ({type(exc).__name__}); export it to .pt2.") from None
     clone.eval()

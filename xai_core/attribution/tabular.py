@@ -9,7 +9,6 @@ results by model hash + settings. The named functions (`deletion_importance`, `p
 
 from __future__ import annotations
 
-import copy
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from xai_core.datasets import TableSet
 from xai_core.errors import XaiError
 from xai_core.model import LoadedModel, OutputSpace, class_names_or_default, output_scores
 from xai_core.validation import check_same_columns, check_table, class_indices
+from xai_core.torch_internals import copy_module
 
 log = logging.getLogger(__name__)
 
@@ -407,7 +407,7 @@ def _module_for_gradients(model: LoadedModel):
     """
     module = model.module
     if module.training:  # dropout / batch-norm statistics would change the answer and the shared module
-        module = copy.deepcopy(module).eval()
+        module = copy_module(module).eval()
     params = list(module.parameters())
     grads_before = [p.grad for p in params]
     try:

@@ -8,10 +8,10 @@ rounding step of the output, tested).
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
+
+from xai_core.torch_internals import copy_module
 
 
 def cast_io(module: nn.Module, dtype: torch.dtype) -> nn.Module:
@@ -44,7 +44,7 @@ def emulate_half(module: nn.Module, dtype: torch.dtype) -> nn.Module:
     """A float32 copy of `module` that computes what it computes in `dtype`: every parameter and buffer, the input and
     the output of every submodule rounded to `dtype`. Layer names unchanged, autograd kept.
     TorchScript hides its submodules: there only the weights, the input and the output are rounded."""
-    clone = copy.deepcopy(module)
+    clone = copy_module(module)
     with torch.no_grad():
         for tensor in [*clone.parameters(), *clone.buffers()]:
             if tensor.is_floating_point():

@@ -16,7 +16,6 @@ are not either (their scale changes with every batch).
 
 from __future__ import annotations
 
-import copy
 import warnings
 
 import torch
@@ -25,7 +24,7 @@ from torch import nn
 from xai_core.errors import XaiError
 from xai_core.quantization.half import with_forward
 from xai_core.quantization.lifting import Lifted
-from xai_core.torch_internals import ensure_subsystems, tracing_confined_to_this_thread
+from xai_core.torch_internals import copy_module, ensure_subsystems, tracing_confined_to_this_thread
 
 # torch.ao.quantization announces its move to torchao (and its quantized-tensor helpers theirs); only those
 # deprecation notices are silenced, and only around the quantization calls.
@@ -223,7 +222,7 @@ def _folded_batch_norms(lifted: Lifted, int8: nn.Module) -> dict[str, str]:
 def build_twin(float_module: nn.Module, lifted: Lifted, int8: nn.Module, simulate_activations: bool) -> nn.Module:
     """The twin of `int8` (built from `lifted`) in `float_module`'s own structure: see the module docstring.
     `float_module` is the float model the int8 one was built from (after pruning); it is copied, not changed."""
-    twin = copy.deepcopy(float_module).eval()
+    twin = copy_module(float_module).eval()
     parameters = dict(twin.named_parameters())
     modules = dict(twin.named_modules())
     folded = _folded_batch_norms(lifted, int8)

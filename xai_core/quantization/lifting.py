@@ -6,7 +6,6 @@ instead of freezing the example's: the lifted graph, and the int8 models built f
 
 from __future__ import annotations
 
-import copy
 import operator
 import warnings
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ import torch
 from torch import nn
 
 from xai_core.errors import XaiError
-from xai_core.torch_internals import EXPORT_LOCK, tracing_confined_to_this_thread
+from xai_core.torch_internals import EXPORT_LOCK, copy_module, tracing_confined_to_this_thread
 
 _aten = torch.ops.aten
 MAX_BATCH = 1 << 16
@@ -40,7 +39,7 @@ class Lifted:
     node_layers: dict[str, str]  # graph node name → the model's layer it computes (for error messages)
 
     def copy(self) -> torch.fx.GraphModule:
-        return copy.deepcopy(self.module)
+        return copy_module(self.module)
 
     def layer_of(self, name: str) -> str:
         """The model's own name for lifted module or node `name`."""
@@ -77,7 +76,7 @@ def export_with_dynamic_batch(module: nn.Module, example: torch.Tensor):
     try:
         with warnings.catch_warnings(), tracing_confined_to_this_thread():  # export is not thread-safe either
             warnings.simplefilter("ignore")
-            return torch.export.export(copy.deepcopy(module).eval(), (example,), dynamic_shapes=shapes,
+            return torch.export.export(copy_module(module).eval(), (example,), dynamic_shapes=shapes,
                                        strict=False)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__

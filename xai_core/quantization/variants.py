@@ -4,7 +4,6 @@ the cached float model is never changed."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from typing import TYPE_CHECKING, ClassVar
 
@@ -19,6 +18,7 @@ from xai_core.quantization.specs import (BITS, TORCHSCRIPT_HIDES_LAYERS, BuildCo
                                          VariantBuilder, VariantSpec, builders, register)
 from xai_core.quantization.timing import FP32 as FP32_TIMING
 from xai_core.quantization.weights import copy_with_weights, packed_size, serialized_size
+from xai_core.torch_internals import copy_module
 
 if TYPE_CHECKING:
     from xai_core.quantization.compare import QuantizationComparison, VariantResult
@@ -135,7 +135,7 @@ class HalfPrecision(VariantBuilder):
     def build(self, spec: VariantSpec, context: BuildContext) -> Variant:
         model = context.model
         base = _float_module(context, spec)
-        module = cast_io(copy.deepcopy(base), self.dtype)
+        module = cast_io(copy_module(base), self.dtype)
         size = serialized_size(module)
         notes = _pruning_notes(spec) + [
             f"Every weight and activation in {self.kind}; inputs cast in, outputs cast back to float32. Speed is the "
@@ -153,7 +153,7 @@ class HalfPrecision(VariantBuilder):
         return self.kind  # pruned or not, the same half kernels
 
     def timed_module(self, variant: Variant, context: BuildContext) -> nn.Module:
-        module = cast_io(copy.deepcopy(context.flat_fp32()), self.dtype)
+        module = cast_io(copy_module(context.flat_fp32()), self.dtype)
         try:
             with torch.no_grad():
                 module(context.example()[:1])

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import io
 
 import numpy as np
 import torch
 from torch import nn
+
+from xai_core.torch_internals import copy_module
 
 
 def weight_parameters(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -43,7 +44,7 @@ def magnitude_prune(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
 
 def copy_with_weights(module: nn.Module, bits: int | None, per_channel: bool, sparsity: float) -> nn.Module:
     """A copy of `module` whose conv/linear weights are pruned (`sparsity` > 0), then rounded to `bits` (unless None)."""
-    clone = copy.deepcopy(module)
+    clone = copy_module(module)
     with torch.no_grad():
         for _, parameter in weight_parameters(clone):
             value = magnitude_prune(parameter.data, sparsity) if sparsity > 0 else parameter.data
