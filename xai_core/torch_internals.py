@@ -10,6 +10,8 @@
 - `hook_snapshot()` / `restore_hooks()`: a pooled model copy goes back to exactly the hooks it had, no more, no fewer.
 - `run_generated_code()`: an unflattened torch.export program runs its generated code, not the FX interpreter.
 - `copy_module()`: a deep copy whose unflattened submodules share their generated code instead of compiling it again.
+- `static_int8_qconfig_mapping()`: torch.ao's default x86 mapping, its HistogramObservers' range search run on Python
+  floats instead of one-element tensors (the same ranges, bit for bit).
 
 `check_torch_version()` names the torch releases these patches were checked on; a test fails loudly on any other, so
 an upgrade is a deliberate step (re-run the tests, then widen `CHECKED_TORCH`).
@@ -23,6 +25,7 @@ import copy
 import functools
 import importlib
 import pickle
+import struct
 import sys
 import threading
 
@@ -241,3 +244,97 @@ def copy_module(module: nn.Module) -> nn.Module:
             memo[id(code)] = code
     return copy.deepcopy(module, memo)
 
+
+# ---------------------------------------------------------------------------------------- static int8 calibration
+
+
+_FLOAT32 = struct.Struct("f")
+
+
+def _float32(value: float) -> float:
+    """`value` rounded to float32 (to nearest, as a C cast), as a Python float."""
+    return _FLOAT32.unpack(_FLOAT32.pack(value))[0]
+
+
+def _non_linear_param_search(self) -> tuple[torch.Tensor, torch.Tensor]:
+    """`HistogramObserver._non_linear_param_search` of torch 2.13/2.14, step for step, with its loop on Python floats.
+
+    torch's walks the cumulative histogram one element at a time as 0-dim tensors (`cSum[l] < next_alpha * total`):
+    for a ViT's 101 observers ~0.2 s of tiny ops, each of which gives up and takes back the GIL, so the static int8
+    build crawled beside any other Python thread. Here the cumulative histogram is a list of the same float32 values,
+    and each bound is rounded to float32 before it is compared, as torch compares a float32 tensor with a Python float.
+    The quantization error of each candidate range is torch's own `_compute_quantization_error`.
+    """
+    if self.histogram.size()[0] != self.bins:
+        raise AssertionError("bins mismatch")
+    bin_width = (self.max_val - self.min_val) / self.bins
+    total = torch.sum(self.histogram).item()
+    cumulative = torch.cumsum(self.histogram, dim=0).tolist()
+    stepsize = 1e-5
+    alpha, beta = 0.0, 1.0
+    start_bin, end_bin = 0, self.bins - 1
+    norm_min = float("inf")
+    while alpha < beta:
+        next_alpha = alpha + stepsize
+        next_beta = beta - stepsize
+        low, high = _float32(next_alpha * total), _float32(next_beta * total)
+        left, right = start_bin, end_bin
+        while left < end_bin and cumulative[left] < low:
+            left += 1
+        while right > start_bin and cumulative[right] > high:
+            right -= 1
+        next_start_bin, next_end_bin = start_bin, end_bin
+        if (left - start_bin) > (end_bin - right):
+            next_start_bin = left
+            alpha = next_alpha
+        else:
+            next_end_bin = right
+            beta = next_beta
+        if next_start_bin == start_bin and next_end_bin == end_bin:
+            continue
+        norm = self._compute_quantization_error(next_start_bin, next_end_bin)
+        if norm > norm_min:
+            break
+        norm_min = norm
+        start_bin, end_bin = next_start_bin, next_end_bin
+    return self.min_val + bin_width * start_bin, self.min_val + bin_width * (end_bin + 1)
+
+
+@functools.cache
+def fast_histogram_observer() -> type:
+    """`HistogramObserver` with the range search above (a class made on first use: torch.ao imports slowly)."""
+    ensure_subsystems()
+    from torch.ao.quantization.observer import HistogramObserver
+
+    return type("FastHistogramObserver", (HistogramObserver,), {
+        "_non_linear_param_search": _non_linear_param_search, "__module__": __name__,
+        "__doc__": "HistogramObserver whose range search runs on Python floats (`_non_linear_param_search`)."})
+
+
+def static_int8_qconfig_mapping():
+    """`get_default_qconfig_mapping("x86")` with every HistogramObserver (the activations') a `fast_histogram_observer`
+    with the same arguments; everything else, weights' observers and fixed-range ops' included, as torch has it."""
+    ensure_subsystems()
+    from torch.ao.quantization import QConfig, get_default_qconfig_mapping
+    from torch.ao.quantization.observer import HistogramObserver
+
+    fast = fast_histogram_observer()
+
+    def swapped(qconfig):
+        if qconfig is None:
+            return None
+        activation = qconfig.activation
+        partial = getattr(activation, "p", None)
+        if activation is HistogramObserver:
+            return QConfig(activation=fast, weight=qconfig.weight)
+        if partial is not None and partial.func is HistogramObserver and not partial.args:
+            return QConfig(activation=fast.with_args(**partial.keywords), weight=qconfig.weight)
+        return qconfig
+
+    mapping = get_default_qconfig_mapping("x86")
+    mapping.global_qconfig = swapped(mapping.global_qconfig)
+    for table in (mapping.object_type_qconfigs, mapping.module_name_regex_qconfigs, mapping.module_name_qconfigs,
+                  mapping.module_name_object_type_order_qconfigs):
+        for key, qconfig in table.items():
+            table[key] = swapped(qconfig)
+    return mapping

@@ -24,7 +24,8 @@ from torch import nn
 from xai_core.errors import XaiError
 from xai_core.quantization.half import with_forward
 from xai_core.quantization.lifting import Lifted
-from xai_core.torch_internals import copy_module, ensure_subsystems, tracing_confined_to_this_thread
+from xai_core.torch_internals import (copy_module, ensure_subsystems, static_int8_qconfig_mapping,
+                                     tracing_confined_to_this_thread)
 
 # torch.ao.quantization announces its move to torchao (and its quantized-tensor helpers theirs); only those
 # deprecation notices are silenced, and only around the quantization calls.
@@ -49,7 +50,6 @@ def quantize_dynamic(lifted: nn.Module) -> nn.Module:
 def quantize_static(lifted: nn.Module, calibration: torch.Tensor) -> nn.Module:
     """`lifted` (consumed: pass a copy) calibrated on `calibration` and converted to int8 by FX graph mode."""
     ensure_subsystems()
-    from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
     if calibration is None or len(calibration) == 0:
@@ -58,7 +58,7 @@ def quantize_static(lifted: nn.Module, calibration: torch.Tensor) -> nn.Module:
         warnings.filterwarnings("ignore", message=_DEPRECATION)
         try:
             with tracing_confined_to_this_thread():
-                prepared = prepare_fx(lifted, get_default_qconfig_mapping("x86"), (calibration[:2],))
+                prepared = prepare_fx(lifted, static_int8_qconfig_mapping(), (calibration[:2],))
         except Exception as exc:
             raise XaiError(f"Static int8 could not prepare this model: {_first_line(exc)}") from None
         with torch.no_grad():
