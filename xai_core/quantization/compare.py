@@ -473,15 +473,18 @@ def _compute_many(context: ComparisonContext, specs: list[VariantSpec], progress
         for spec in specs:
             done[spec] = untimed(spec)
     else:
-        # real int8 variants first: theirs is the most work (occlusion on the real model besides the gradient
-        # method), and fp32's occlusion, which they are compared with, starts at once on its own thread
-        order = sorted(specs, key=lambda s: not s.builder.real_int8)
+        # the longest first: a variant that builds slowly (static int8's calibration), then fp32's occlusion, which
+        # the real int8 variants are compared with, then the real int8 variants (their occlusion on the real model
+        # besides the gradient method), then the rest
+        order = sorted(specs, key=lambda s: (not s.builder.builds_slowly, not s.builder.real_int8))
+        slow = [s for s in order if s.builder.builds_slowly]
         with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="xai-compare") as pool:
             futures: dict[concurrent.futures.Future, VariantSpec | None] = {}
+            futures.update({pool.submit(untimed, spec): spec for spec in slow})
             if (any(s.builder.real_int8 for s in specs) and FP32_OCCLUSION not in context.step_seconds
                     and isinstance(context.drift, (ImageDriftReference, TextDriftReference))):
                 futures[pool.submit(occlusion)] = None
-            futures.update({pool.submit(untimed, spec): spec for spec in order})
+            futures.update({pool.submit(untimed, spec): spec for spec in order if spec not in slow})
             pending = set(futures)
             try:
                 while pending:

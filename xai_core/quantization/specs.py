@@ -148,6 +148,7 @@ class VariantBuilder:
     title: ClassVar[str]  # the label of its default spec
     description: ClassVar[str]  # one line for the variant picker's help
     real_int8: ClassVar[bool] = False
+    builds_slowly: ClassVar[bool] = False  # its build is a comparison's longest step: side by side, it starts first
 
     def validate(self, spec: VariantSpec) -> None:
         """Raise XaiError when `spec` makes no sense for this kind."""

@@ -336,6 +336,7 @@ class Int8Static(RealInt8):
     title = "int8 static"
     description = ""
     simulate_activations = True
+    builds_slowly = True  # calibration (a histogram per activation) and conversion: ~1.3 s of the ViT demo's
 
     def defaults(self, model: LoadedModel) -> list[VariantSpec]:
         return [VariantSpec(self.kind)] if model.info.input_kind == "image" else []
