@@ -406,8 +406,10 @@ def _drop_fake_tensor_meta(module: nn.Module) -> None:
 def _check_export_archive(archive: zipfile.ZipFile) -> None:
     """Refuse a .pt2 that would make torch's loader run anything: compiled code, pickled objects, code strings."""
     infos = archive.infolist()
-    if sum(i.file_size for i in infos) > MAX_ARCHIVE_UNCOMPRESSED_BYTES:
-        raise XaiError("This .pt2 archive unpacks to more than 4 GiB; refused.")
+    unpacked = sum(i.file_size for i in infos)
+    if unpacked > MAX_ARCHIVE_UNCOMPRESSED_BYTES:
+        raise XaiError(f"This .pt2 archive unpacks to {unpacked / 1024**2:.0f} MiB, over the "
+                       f"{MAX_ARCHIVE_UNCOMPRESSED_BYTES // 1024**2} MiB limit; refused.")
     for info in infos:
         name = info.filename
         if name.endswith((".so", ".cpp", ".o", ".dll", ".dylib")) or "aotinductor" in name:
