@@ -221,3 +221,15 @@ def test_static_int8_with_the_fast_observer_is_torchs_static_int8(demo):
         assert all(torch.equal(qparams[0][k], qparams[1][k]) for k in qparams[0])
         with torch.no_grad():
             assert torch.equal(converted[0](x), converted[1](x))
+
+
+def test_the_fast_observer_pickles_like_torchs():
+    """Found where its name says it lives, so a prepared (calibrating) model can be pickled as torch's can."""
+    import pickle
+
+    from xai_core.torch_internals import fast_histogram_observer
+
+    observer = fast_histogram_observer()(reduce_range=True)
+    observer(torch.randn(1000, generator=torch.Generator().manual_seed(0)))
+    again = pickle.loads(pickle.dumps(observer))
+    assert type(again) is type(observer) and torch.equal(again.histogram, observer.histogram)

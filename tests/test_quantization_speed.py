@@ -357,26 +357,32 @@ def test_a_comparison_stopped_by_its_page_does_not_work_on_the_variants_left(mon
 
 def test_side_by_side_the_longest_steps_start_first(monkeypatch):
     """Static int8's build (calibration, conversion) is a comparison's longest step: it starts at once, beside fp32's
-    occlusion; then the other real int8 variant, then the rest. Started last, it alone would hold the page up."""
+    occlusion; then the other real int8 variants, then the rest. Started last, it alone would hold the page up. A
+    second slow variant does not take fp32's occlusion's place."""
     from xai_core import XaiError
 
     model = load_demo_model("shapes")
     data = load_demo_data("shapes", model)
-    context = prepare_comparison(model, data, ComparisonSettings(batch_sizes=(1, 4), n_drift=2), workers=2)
-    specs = [VariantSpec("weights", 8), VariantSpec("fp16"), VariantSpec("int8-dynamic"), VariantSpec("int8-static")]
-    started = []
-    lock = threading.Lock()
+    pruned = VariantSpec("int8-static", sparsity=0.5)
+    for specs, expected in [
+        ([VariantSpec("weights", 8), VariantSpec("fp16"), VariantSpec("int8-dynamic"), VariantSpec("int8-static")],
+         ["int8 dynamic", "fp32", "w8 per-channel", "fp16"]),
+        ([VariantSpec("fp16"), VariantSpec("int8-static"), pruned], [pruned.label, "fp32", "fp16"]),
+    ]:
+        context = prepare_comparison(model, data, ComparisonSettings(batch_sizes=(1, 4), n_drift=2), workers=2)
+        started = []
+        lock = threading.Lock()
 
-    def step(label: str, seconds: float):
-        with lock:
-            started.append(label)
-        time.sleep(seconds)  # distinct lengths: which worker is free next is then known
-        raise XaiError("not computed in this test")
+        def step(label: str, seconds: float):
+            with lock:
+                started.append(label)
+            time.sleep(seconds)  # no two workers come free at once (0.25 against 0.1 + 0.07 + 0.07 + …)
+            raise XaiError("not computed in this test")
 
-    monkeypatch.setattr(compare, "_untimed",
-                        lambda context, spec, tick: step(spec.label, 0.2 if spec.kind == "int8-static" else 0.05))
-    monkeypatch.setattr(type(context), "fp32_occlusion", lambda self: step("fp32 occlusion", 0.1))
-    with pytest.raises(XaiError):  # fp32's own failure is raised
-        compare_many(context, specs, workers=2)
-    assert set(started[:2]) == {"int8 static", "fp32 occlusion"}
-    assert started[2:] == ["int8 dynamic", "fp32", "w8 per-channel", "fp16"]
+        monkeypatch.setattr(compare, "_untimed", lambda context, spec, tick: step(
+            spec.label, 0.25 if spec.builder.builds_slowly else 0.07))
+        monkeypatch.setattr(type(context), "fp32_occlusion", lambda self: step("fp32 occlusion", 0.1))
+        with pytest.raises(XaiError):  # fp32's own failure is raised
+            compare_many(context, specs, workers=2)
+        assert set(started[:2]) == {"int8 static", "fp32 occlusion"}
+        assert started[2:] == expected

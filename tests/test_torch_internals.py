@@ -145,12 +145,19 @@ def test_copy_module_shares_generated_code_and_nothing_else(monkeypatch):
     for name, sub in clone.named_modules():
         if hasattr(sub, "graph"):
             assert sub.graph is not originals[name].graph
-    clone.get_submodule("layer1").register_forward_hook(lambda *a: None)
-    assert torch_internals.hook_count(module) == 0
+    calls = []
+    clone.get_submodule("layer2.0.conv1").register_forward_hook(lambda *a: calls.append("clone"))
+    module.get_submodule("layer2.0.conv1").register_forward_hook(lambda *a: calls.append("original"))
     with torch.no_grad():
-        clone.fc.weight.mul_(-1)
+        clone(x)
+        assert calls == ["clone"]
+        clone.get_submodule("layer2.0.conv1").weight.mul_(-1)  # an inner layer: the copy computes with its own
         changed = clone(x)
         assert torch.equal(module(x), expected) and not torch.allclose(changed, expected)
+        for sub in clone.modules():  # FX's interpreter instead of the generated code: the same answers
+            if hasattr(sub, "_run_with_interpreter"):
+                sub._run_with_interpreter = True
+        assert torch.equal(clone(x), changed)
 
         # an edited graph, finalized, runs its own new code on the copy; the original's code is untouched
         fc = clone.get_submodule("fc")
@@ -160,5 +167,17 @@ def test_copy_module_shares_generated_code_and_nothing_else(monkeypatch):
             doubled = fc.graph.call_function(torch.ops.aten.mul.Tensor, (logits, 2.0))
         output.args = ((doubled,),) if isinstance(output.args[0], (tuple, list)) else (doubled,)
         fc.finalize()
+        fc._run_with_interpreter = False
         assert torch.equal(clone(x), changed * 2)
         assert torch.equal(module(x), expected)
+
+    # the copy holds the original's generated code (its class), not the original's GraphModule and what it holds
+    shared = 0
+    for name, sub in clone.named_modules():
+        code = sub.__dict__.get("graph_module")
+        if code is not None and name != "fc":  # fc's is its own, finalized above
+            theirs = originals[name].__dict__["graph_module"]
+            assert type(code) is type(theirs) and code is not theirs
+            assert not code._modules and not code._parameters and not code._buffers and not hasattr(code, "_graph")
+            shared += 1
+    assert shared > 50

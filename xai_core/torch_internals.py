@@ -234,15 +234,25 @@ def copy_module(module: nn.Module) -> nn.Module:
     are used) only for its generated code, which `run_generated_code` makes its forward run on the submodule itself:
     every attribute the code reads is the submodule's, so the copy's. `copy.deepcopy` generated and compiled that code
     again for every submodule (57 in the ViT demo: ~80 ms a copy against ~13 ms shared, all of it holding the GIL, and
-    a comparison copies the model about ten times). The copy's graphs are its own: a graph edited on the copy
-    (transformer probes) and finalized gets code of its own, and the original's never changes.
+    a comparison copies the model about ten times). The copy gets the code alone (`_code_only`), not the original's
+    GraphModule, so it holds no reference to the original's submodules. Its graphs are its own: a graph edited on the
+    copy (transformer probes) and finalized gets code of its own, and the original's never changes.
     """
     memo: dict[int, object] = {}
     for submodule in module.modules():
         code = submodule.__dict__.get("graph_module") if hasattr(submodule, "_run_with_interpreter") else None
-        if isinstance(code, nn.Module):
-            memo[id(code)] = code
+        if isinstance(code, nn.Module) and id(code) not in memo:
+            memo[id(code)] = _code_only(code)
     return copy.deepcopy(module, memo)
+
+
+def _code_only(graph_module: nn.Module) -> nn.Module:
+    """An empty module of `graph_module`'s class, which holds its generated forward (FX makes a class per instance):
+    the code and nothing else. The original GraphModule holds the original submodules and parameters; a copy holding
+    it would keep the whole original model alive (and in a pickle of the copy) for as long as the copy lives."""
+    holder = object.__new__(type(graph_module))  # not GraphModule.__new__, which would make yet another class
+    nn.Module.__init__(holder)
+    return holder
 
 
 # ---------------------------------------------------------------------------------------- static int8 calibration
@@ -306,9 +316,11 @@ def fast_histogram_observer() -> type:
     ensure_subsystems()
     from torch.ao.quantization.observer import HistogramObserver
 
-    return type("FastHistogramObserver", (HistogramObserver,), {
+    observer = type("FastHistogramObserver", (HistogramObserver,), {
         "_non_linear_param_search": _non_linear_param_search, "__module__": __name__,
         "__doc__": "HistogramObserver whose range search runs on Python floats (`_non_linear_param_search`)."})
+    globals()["FastHistogramObserver"] = observer  # where its name says it is: a prepared model can be pickled
+    return observer
 
 
 def static_int8_qconfig_mapping():

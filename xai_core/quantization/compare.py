@@ -477,14 +477,14 @@ def _compute_many(context: ComparisonContext, specs: list[VariantSpec], progress
         # the real int8 variants are compared with, then the real int8 variants (their occlusion on the real model
         # besides the gradient method), then the rest
         order = sorted(specs, key=lambda s: (not s.builder.builds_slowly, not s.builder.real_int8))
-        slow = [s for s in order if s.builder.builds_slowly]
+        first = order[:1] if order[0].builder.builds_slowly else []  # a second slow one waits: fp32's occlusion first
         with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="xai-compare") as pool:
             futures: dict[concurrent.futures.Future, VariantSpec | None] = {}
-            futures.update({pool.submit(untimed, spec): spec for spec in slow})
+            futures.update({pool.submit(untimed, spec): spec for spec in first})
             if (any(s.builder.real_int8 for s in specs) and FP32_OCCLUSION not in context.step_seconds
                     and isinstance(context.drift, (ImageDriftReference, TextDriftReference))):
                 futures[pool.submit(occlusion)] = None
-            futures.update({pool.submit(untimed, spec): spec for spec in order if spec not in slow})
+            futures.update({pool.submit(untimed, spec): spec for spec in order if spec not in first})
             pending = set(futures)
             try:
                 while pending:
