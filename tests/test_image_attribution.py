@@ -250,6 +250,12 @@ def test_torchscript_supports_gradients_but_not_layer_methods(images):
     np.testing.assert_allclose(scripted, eager, rtol=1e-4, atol=1e-6)  # the same answer as the plain module
     with pytest.raises(XaiError, match="TorchScript hides its layers"):
         explain_batch(model, images[:2], "grad_cam")
+    from xai_core.attribution.image import METHODS, available_methods, default_method
+
+    offered = available_methods(model)  # the page opens on a method it offers: here one with no layer
+    assert default_method(model) == offered[0] and not METHODS[offered[0]].needs_layer
+    assert default_method(region_model := LoadedModel(net, model.info, "state_dict", "eager", 0)) == "grad_cam"
+    assert "gradient_rollout" not in available_methods(region_model)
 
 
 def test_targets_are_checked(region_model, images):

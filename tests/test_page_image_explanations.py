@@ -60,6 +60,12 @@ def test_vit_demo_offers_attention_methods_and_shows_token_layers_with_their_gri
     assert not error_messages(at), error_messages(at)
     method = at.selectbox(key="ie_method")
     assert "Attention rollout" in method.options and "Gradient-weighted attention" in method.options
+    assert method.value == "gradient_rollout"  # a transformer opens on the method that finds the object
+    metrics = {m.label: m.value for m in at.metric}
+    assert float(metrics["Pointing game"].rstrip("%")) >= 80  # the gallery's 16 scenes (Grad-CAM's: under 50%)
+
+    at.selectbox(key="ie_method").set_value("grad_cam").run()
+    assert not at.exception and not error_messages(at)
     layer = at.selectbox(key="ie_layer")
     assert layer.value == "encoder.layers.encoder_layer_2.ln_1"
     assert "encoder.layers.encoder_layer_2.ln_1 (64×8×8, tokens + 1 extra)" in layer.options

@@ -7,8 +7,8 @@ import io
 import numpy as np
 import streamlit as st
 
-from xai_core.attribution.image import (METHODS, attention_support, available_methods, default_layer, explain_batch,
-                                        layer_catalogue)
+from xai_core.attribution.image import (METHODS, attention_support, available_methods, default_layer, default_method,
+                                        explain_batch, layer_catalogue)
 from xai_core.datasets import images_to_tensor
 from xai_core.metrics import faithfulness_curves, localisation, sanity_check
 from xai_core.viz.image import (COLORMAPS, faithfulness_figure, image_figure, overlay, overlay_figure,
@@ -113,7 +113,8 @@ def show(selection: state.Selection) -> None:
               for i, name in enumerate(data.names)]
     c = st.columns([2, 2, 2])
     index = c[0].selectbox("Image", range(len(data)), format_func=lambda i: labels[i], key="ie_image")
-    method = c[1].selectbox("Method", available, format_func=lambda k: METHODS[k].name, key="ie_method")
+    method = c[1].selectbox("Method", available, index=available.index(default_method(model, available)),
+                            format_func=lambda k: METHODS[k].name, key="ie_method")
     x_probs = model.predict_proba(images_to_tensor(data.images[[index]], info))[0]
     predicted = int(x_probs.argmax())
     target = c[2].selectbox("Explain class", range(len(info.class_names)), index=predicted,

@@ -568,6 +568,17 @@ def available_methods(model: LoadedModel) -> list[str]:
     return keys
 
 
+def default_method(model: LoadedModel, available: list[str] | None = None) -> str:
+    """The method a page opens on: gradient-weighted attention for a transformer, Grad-CAM for any other model with
+    layers, else the first of `available` (default: `available_methods(model)`). On a transformer, Grad-CAM reads one
+    block's coarse token grid after attention has mixed the patches: on the shapes ViT demo its peak falls on the object
+    in 43% of 100 scenes, gradient-weighted attention's in 88% (tests/test_transformer_demo.py)."""
+    keys = available_methods(model) if available is None else available
+    if not keys:
+        raise XaiError("No explanation method can run on this model.")
+    return next((key for key in ("gradient_rollout", "grad_cam") if key in keys), keys[0])
+
+
 def top_k_probabilities(model: LoadedModel, x: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
     """For each image, its k most probable classes with their probabilities."""
     proba = model.predict_proba(x)
