@@ -129,6 +129,19 @@ def test_image_maps_equal_the_gallery_call(tmp_path):
         assert stored["maps_grad_cam"].shape == (4, 64, 64)
 
 
+def test_a_review_explains_images_with_the_pages_default_method(tmp_path):
+    """No methods given: those the Image explanations page opens on, named in the manifest (so a rerun resumes)."""
+    for key, method in (("shapes_vit", "gradient_rollout"), ("shapes", "grad_cam")):
+        model, data, _, source = demo(key)
+        settings = ReviewSettings(analyses=("images",), shard_size=8, max_rows=4)
+        review = run_review(model, data, tmp_path / key, settings, source=source)
+        assert list(review.images.explanations) == [method]
+        manifest = json.loads((tmp_path / key / "manifest.json").read_text())
+        assert manifest["settings"]["image_methods"] == [method]
+        again = run_review(model, data, tmp_path / key, settings, source=source)  # resumed, not refused
+        np.testing.assert_array_equal(again.images.explanations[method].maps, review.images.explanations[method].maps)
+
+
 def test_grad_cam_on_the_exported_tree_running_generated_code_equals_the_interpreted_tree(monkeypatch):
     """Loading switches the unflattened .pt2 tree to generated code (faster); Grad-CAM's hooks on it give the maps
     torch.fx.Interpreter gives (the default before), and no graph is walked node by node."""

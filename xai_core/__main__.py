@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for the results (created; a rerun resumes it)")
     p.add_argument("--rows", type=int, help="review only the first N rows or images")
     p.add_argument("--shard-size", type=int, default=256, help="rows or images per shard (default 256)")
-    p.add_argument("--image-methods", default="grad_cam", help="comma-separated image methods (default grad_cam)")
+    p.add_argument("--image-methods", default="", help="comma-separated image methods (default: the Image "
+                   "explanations page's for the model: gradient-weighted attention for transformers, else Grad-CAM)")
     p.add_argument("--shap-estimator", choices=["auto", "exact", "sampling"], default="auto")
     p.add_argument("--shap-baseline", choices=["mean", "kmeans", "random"], default="mean")
     p.add_argument("--shap-background-size", type=int, default=10, help="k for kmeans/random baselines")

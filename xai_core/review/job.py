@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from xai_core.attribution.image import METHODS as IMAGE_METHODS
-from xai_core.attribution.image import explain_batch
+from xai_core.attribution.image import default_method, explain_batch
 from xai_core.attribution.shapley import ShapleySettings, make_background
 from xai_core.attribution.tabular import explain_table
 from xai_core.datasets import ImageSet, TableSet
@@ -51,7 +51,7 @@ class ReviewSettings:
     """What a review computes and how: the pages' own settings dataclasses, with their defaults."""
 
     analyses: tuple[str, ...] = ANALYSES
-    image_methods: tuple[str, ...] = ("grad_cam",)
+    image_methods: tuple[str, ...] = ()  # empty: the Image explanations page's default for the model (default_method)
     image_batch_size: int = 16  # the Image explanations page's batch
     shapley: ShapleySettings = ShapleySettings()
     surrogate: SurrogateSettings = SurrogateSettings()
@@ -143,6 +143,8 @@ def run_review(
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     data = _first(data, settings.max_rows)
+    if not settings.image_methods and isinstance(data, ImageSet):  # resolved here: the manifest names the method
+        settings = dataclasses.replace(settings, image_methods=(default_method(model),))
     plan = make_plan(model, data, settings)
     manifest = _manifest(model, data, settings, background, source, plan, out)
     store.remove_stale_temporaries(out)
