@@ -37,18 +37,9 @@ class CopyPool:
     @contextlib.contextmanager
     def borrow(self, model: LoadedModel):
         if model.private and self._prepare is None:  # built by its caller for itself: no one else runs it meanwhile
-            module = model.module
-            hooks = hook_snapshot(module)
-            for parameter in module.parameters():
-                try:
-                    parameter.requires_grad_(False)  # as a copy's: gradients of the input only
-                except RuntimeError:  # TorchScript parameters, as in _private_copy
-                    break
-            try:
+            module = _input_gradients_only(model.module)  # as a copy's
+            with _lent(module, hook_snapshot(module)):
                 yield module
-            finally:
-                restore_hooks(module, hooks)
-                module.zero_grad(set_to_none=True)
             return
         if model.private:  # never pooled: its sha256 repeats across comparisons and its id may be reused once freed
             module = _private_copy(model.module)
@@ -69,10 +60,9 @@ class CopyPool:
             lent = (module, hook_snapshot(module))
         module, hooks = lent
         try:
-            yield module
+            with _lent(module, hooks):
+                yield module
         finally:
-            restore_hooks(module, hooks)  # the hooks this call added go; any the model came with stay
-            module.zero_grad(set_to_none=True)
             with self._lock:
                 free = self._free.get(key)
                 if free is not None and len(free) < self._keep:
@@ -84,13 +74,27 @@ def _private_copy(module: nn.Module) -> nn.Module:
         clone = copy_module(module)
     except Exception as exc:  # e.g. some TorchScript modules; gradient-of-input methods still work on the original
         raise XaiError(f"This model cannot be copied for explaining ({type(exc).__name__}); export it to .pt2.") from None
-    clone.eval()
-    for parameter in clone.parameters():
+    return _input_gradients_only(clone.eval())
+
+
+def _input_gradients_only(module: nn.Module) -> nn.Module:
+    """`module` with no parameter requiring gradients: explanations differentiate with respect to the inputs."""
+    for parameter in module.parameters():
         try:
             parameter.requires_grad_(False)
         except RuntimeError:  # TorchScript parameters: Captum only differentiates w.r.t. inputs anyway
             break
-    return clone
+    return module
+
+
+@contextlib.contextmanager
+def _lent(module: nn.Module, hooks):
+    """Lend `module` to one call, then take back the hooks the call added (those it had stay) and its gradients."""
+    try:
+        yield module
+    finally:
+        restore_hooks(module, hooks)
+        module.zero_grad(set_to_none=True)
 
 
 # Captum's SmoothGrad and LIME draw from torch's global generator: one seeded block at a time in this process, or
