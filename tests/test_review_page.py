@@ -56,3 +56,10 @@ def test_writes_a_review_of_the_loaded_demo(root):
     assert review.manifest["model_file_sha256"]
     assert review.manifest["data"]["background_rows"] is not None  # the demo's training rows, as on the pages
     assert {m.label: m.value for m in at.metric}["Surrogate fidelity"] == f"{review.surrogate.fidelity:.3f}"
+
+
+@pytest.mark.parametrize("key, method", [("shapes_vit", "Gradient-weighted attention"), ("shapes", "Grad-CAM")])
+def test_the_images_analysis_names_the_method_a_review_will_use(root, key, method):
+    at = open_page(PAGE, demo_key=key)
+    assert not at.exception and not error_messages(at)
+    assert f"Image explanations ({method})" in at.multiselect(key="rv_analyses").options

@@ -9,6 +9,8 @@ from pathlib import Path
 import streamlit as st
 
 from xai_core import XaiError
+from xai_core.attribution.image import METHODS as IMAGE_METHODS
+from xai_core.attribution.image import default_method
 from xai_core.demo import demo_model_bytes
 from xai_core.review import ANALYSES, ModelSource, ReviewSettings, load_review, run_review
 from xai_core.review.job import FOR_IMAGES, FOR_TABLES
@@ -20,7 +22,7 @@ from ui.look import ICON_WARNING, card, facts, figure, page_header, table_downlo
 
 page_header("Review report", "What does a review of the whole dataset say, kept in a folder and one offline report?")
 
-ANALYSIS_NAMES = {"images": "Image explanations (Grad-CAM)", "shap": "SHAP values", "surrogate": "Surrogate tree",
+ANALYSIS_NAMES = {"images": "Image explanations", "shap": "SHAP values", "surrogate": "Surrogate tree",
                   "quantization": "Quantization"}
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -61,8 +63,11 @@ def write_section(selection: state.Selection) -> None:
     fits = FOR_IMAGES if model.info.input_kind == "image" else FOR_TABLES
     offered = [a for a in ANALYSES if a in fits]
     c = st.columns([3, 2])
+    names = dict(ANALYSIS_NAMES)
+    if "images" in offered:  # the method a review explains images with: the Image explanations page's default
+        names["images"] += f" ({IMAGE_METHODS[default_method(model)].name})"
     chosen = c[0].multiselect("Analyses (the evaluation always runs)", offered, default=offered,
-                              format_func=ANALYSIS_NAMES.get, key="rv_analyses")
+                              format_func=names.get, key="rv_analyses")
     default_name = SAFE_NAME.sub("-", f"{model.info.name}-{model.sha256[:8]}")
     name = c[1].text_input("Folder name", default_name, key="rv_write_name",
                            help=f"Written inside the review root, {review_root()}.")
